@@ -1,0 +1,77 @@
+"""The ``gdbext`` command line (also ``python -m gdbext``).
+
+Exit codes: 0 success (no findings), 1 findings, 2 could not run or analyse;
+errors are one line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from . import __version__
+from .errors import GdbextError
+from .gdbrun import has_traceback, run_gdb
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _cmd_gdb(args: argparse.Namespace) -> int:
+    """Run gdb in batch with gdbext loaded on BINARY [CORE], then the -ex commands."""
+    result = run_gdb(args.binary, args.core, commands=args.ex, spec_files=args.specs, timeout=args.timeout)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if has_traceback(result.output):
+        return EXIT_ERROR
+    return EXIT_OK if result.returncode == 0 else EXIT_ERROR
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    """Summarise a core without gdb: threads, signal, mappings, build-ids."""
+    from .coreinfo import print_core_info
+
+    print_core_info(args.core, args.binary, sys.stdout)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gdbext", description="GDB pretty-printers and heap forensics for C/C++ crashes and core dumps.")
+    parser.add_argument("--version", action="version", version=f"gdbext {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("gdb", help="run gdb in batch on a binary and core with gdbext loaded")
+    p.add_argument("binary")
+    p.add_argument("core", nargs="?", help="core file (may be .xz-compressed)")
+    p.add_argument("-ex", action="append", default=[], metavar="CMD", help="gdb command to run (repeatable)")
+    p.add_argument("--specs", action="append", default=[], metavar="FILE", help="spec file to load (repeatable)")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.set_defaults(func=_cmd_gdb)
+
+    p = sub.add_parser("info", help="summarise a core file without gdb")
+    p.add_argument("core")
+    p.add_argument("--binary", help="the program the core belongs to")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except GdbextError as err:
+        print(f"gdbext: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("gdbext: interrupted", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
