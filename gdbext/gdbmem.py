@@ -193,6 +193,17 @@ class GdbEvaluator(Evaluator):
         except gdb.error as err:
             raise SpecError(f"gdb cannot evaluate {expr!r}: {err}") from None
 
+    def eval_address(self, expr: Expr) -> int:
+        if isinstance(expr, int):
+            return expr
+        try:
+            value = gdb.parse_and_eval(expr)
+        except gdb.error as err:
+            raise SpecError(f"gdb cannot evaluate {expr!r}: {err}") from None
+        if value.address is None:
+            raise SpecError(f"{expr!r} is not an object in memory")
+        return int(value.address)
+
     def header_layout(self, header: Union[str, construct.Construct]) -> HeaderLayout:
         if isinstance(header, construct.Construct):
             return layout_from_construct(header)

@@ -216,6 +216,10 @@ class Evaluator:
             return expr
         raise SpecError(f"cannot evaluate {expr!r} without a debugger")
 
+    def eval_address(self, expr: Expr) -> int:
+        """The address of the object ``expr`` names (an int passes through)."""
+        return self.eval_int(expr)
+
     def header_layout(self, header: Union[str, construct.Construct]) -> HeaderLayout:
         """Field offsets of a header type (a DWARF type name or a construct struct)."""
         if isinstance(header, construct.Construct):
@@ -279,7 +283,10 @@ def resolve(spec: PoolSpec, ev: Evaluator) -> ResolvedPool:
         except SpecError as err:
             raise SpecError(f"pool {spec.name}: {what} {expr!r}: {err}") from None
 
-    root = num(spec.root, "root") if spec.root is not None else None
+    try:
+        root = ev.eval_address(spec.root) if spec.root is not None else None
+    except SpecError as err:
+        raise SpecError(f"pool {spec.name}: root {spec.root!r}: {err}") from None
     free_head = num(spec.free_list.head, "free_list.head") if spec.free_list is not None else None
     first = num(geo.first, "first")
     if isinstance(geo, FixedSlots):
@@ -472,8 +479,8 @@ def iter_chunk_spans(mem: MemorySource, pool: ResolvedPool, report: PoolReport) 
             addr = pool.first + i * pool.slot_size
             try:
                 raw = mem.read(addr + spec.header_offset, hsize)
-            except MemoryReadError as err:
-                report.stopped = f"slot {i} at {addr:#x}: {err}"
+            except MemoryReadError:
+                report.stopped = f"slot {i}: <unreadable at {addr + spec.header_offset:#x}>"
                 return
             yield i, addr, raw
         return
@@ -485,8 +492,8 @@ def iter_chunk_spans(mem: MemorySource, pool: ResolvedPool, report: PoolReport) 
             return
         try:
             raw = mem.read(addr + spec.header_offset, hsize)
-        except MemoryReadError as err:
-            report.stopped = f"chunk {i} at {addr:#x}: {err}"
+        except MemoryReadError:
+            report.stopped = f"chunk {i}: <unreadable at {addr + spec.header_offset:#x}>"
             return
         yield i, addr, raw
         size = _read_field(raw, size_f, mem.byteorder) & geo.size_mask
