@@ -74,4 +74,7 @@ def register() -> None:
     declarations, apply to every objfile, and must work when gdbext is loaded
     before the program is.
     """
+    from ._base import prepare_bool_type
+
+    prepare_bool_type()
     gdb.printing.register_pretty_printer(None, collection(), replace=True)

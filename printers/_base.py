@@ -5,7 +5,7 @@ from typing import Callable, Dict, Optional
 
 import gdb  # type: ignore[import-not-found]
 
-__all__ = ["ValuePrinter", "SubPrinter", "ProgramCache", "raw_view", "unreadable", "type_names"]
+__all__ = ["ValuePrinter", "SubPrinter", "ProgramCache", "raw_view", "unreadable", "type_names", "leaf", "prepare_bool_type"]
 
 #: gdb 14 added ``gdb.ValuePrinter``; earlier gdbs take any object.
 ValuePrinter = getattr(gdb, "ValuePrinter", object)
@@ -72,3 +72,38 @@ def type_names(gtype: gdb.Type):
             break
         t = t.target().unqualified()
         seen += 1
+
+
+_BOOL: list = []
+
+
+def prepare_bool_type() -> None:
+    """Fetch gdb's builtin ``bool`` (a C++ type that prints true/false in every language) once.
+
+    C programs rarely have ``_Bool`` in their debug info, and gdb's C parser
+    has no boolean type; the C++ builtin is borrowed at registration time,
+    never while a value is being printed.
+    """
+    if _BOOL:
+        return
+    language = gdb.parameter("language") or "auto"
+    try:
+        gdb.execute("set language c++", to_string=True)
+        _BOOL.append(gdb.lookup_type("bool"))
+    except gdb.error:
+        _BOOL.append(None)
+    finally:
+        gdb.execute(f"set language {language}", to_string=True)
+
+
+def leaf(value: int, text: str):
+    """A child value: a real integer ``gdb.Value`` when the text is just the number, else the text.
+
+    Integers stay integers for MI front-ends (VS Code shows them as numbers and
+    can format them); names, flags and units have no C value and stay text.
+    """
+    if text == str(value):
+        return gdb.Value(value).cast(gdb.lookup_type("long long"))
+    if text in ("true", "false") and _BOOL and _BOOL[0] is not None:
+        return gdb.Value(value).cast(_BOOL[0])
+    return text

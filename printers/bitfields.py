@@ -17,7 +17,7 @@ import gdb  # type: ignore[import-not-found]
 
 from gdbext.packed import format_enum, format_flags
 
-from ._base import ProgramCache, SubPrinter, ValuePrinter, raw_view, unreadable
+from ._base import ProgramCache, SubPrinter, ValuePrinter, leaf, raw_view, unreadable
 
 __all__ = ["BitfieldStructPrinter", "subprinters"]
 
@@ -90,7 +90,12 @@ class BitfieldStructPrinter(ValuePrinter):
             except gdb.MemoryError:
                 yield bit_label(f.name, f.bitpos, f.bitsize), "<unreadable>"
                 continue
-            yield bit_label(f.name or "<anonymous>", f.bitpos, f.bitsize), format_bitfield(value, f.type, f.bitsize)
+            text = format_bitfield(value, f.type, f.bitsize)
+            label = bit_label(f.name or "<anonymous>", f.bitpos, f.bitsize)
+            if f.type.strip_typedefs().code == gdb.TYPE_CODE_ENUM and not text.startswith(("<", "0x")):
+                yield label, self._val[f]  # a named enum value: gdb's own enum value, MI shows the name
+            else:
+                yield label, leaf(value, text)
 
 
 def raw_words(val: gdb.Value) -> str:

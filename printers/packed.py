@@ -14,7 +14,7 @@ import gdb  # type: ignore[import-not-found]
 from gdbext.packed import PackedWord
 from gdbext.specs import REGISTRY, PackedBinding
 
-from ._base import ProgramCache, SubPrinter, ValuePrinter, raw_view, type_names, unreadable
+from ._base import ProgramCache, SubPrinter, ValuePrinter, leaf, raw_view, type_names, unreadable
 
 __all__ = ["PackedWordPrinter", "subprinters"]
 
@@ -39,11 +39,11 @@ class PackedWordPrinter(ValuePrinter):
             return f"{self._word():#0{2 + 2 * self._layout.size}x}"
         return None
 
-    def children(self) -> Iterator[Tuple[str, str]]:
+    def children(self) -> Iterator[Tuple[str, object]]:
         if self._bad:
             return
         for fv in self._layout.decode(self._word()).fields:
-            yield fv.field.name, fv.text
+            yield fv.field.name, leaf(fv.value, fv.text)
 
 
 def _fits(val: gdb.Value, layout: PackedWord) -> bool:

@@ -138,3 +138,30 @@ def test_pool_printer_on_bad_spec_is_one_line(tmp_path):
     bad.write_text(open(spec("pool_overflow")).read().replace('"struct slot_hdr"', '"struct no_such_hdr"'))
     out = gdb_run("pool_overflow", ["print g_pool"], specs=[str(bad)]).stdout
     assert re.search(r"\$1 = <pool g_pool: no type 'struct no_such_hdr'.*>", out), out
+
+
+def test_mi_front_ends_can_expand_children(sensor, tmp_path):
+    """What VS Code asks over MI: -var-create then -var-list-children, with real values for numbers and enums."""
+    import subprocess
+
+    from conftest import ROOT, binary
+    from gdbext.gdbrun import find_gdb, plain_core
+
+    script = "\n".join(["-enable-pretty-printing", "-var-create st * g_status",
+                        "-var-list-children --all-values st", "-var-create w * g_word",
+                        "-var-list-children --all-values w", "-gdb-exit"]) + "\n"
+    with plain_core(__import__("conftest").core("sensor")) as path:
+        proc = subprocess.run([find_gdb(), "-nx", "-q", "--interpreter=mi", "-x", "gdbinit.example",
+                               "-ex", f"gdbext load {spec('sensor')}", binary("sensor"), path],
+                              input=script, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    out = proc.stdout
+    st = re.findall(r'child=\{name="st\.([^"]+)",exp="[^"]+",numchild="(\d+)",value="([^"]*)",type="([^"]+)"\}', out)
+    assert [(n, v) for n, _, v, _ in st] == [
+        ("channel [0..3]", "5"), ("unit [4..5]", sensor["g_status.unit_name"]), ("valid [6]", "true"),
+        ("calibrated [7]", "false"), ("offset [8..13]", "-3"), ("mode [14..16]", sensor["g_status.mode_name"]),
+        ("reserved [17..31]", "0")], out
+    assert all(nc == "0" for _, nc, _, _ in st)  # leaves, not expandable char arrays
+    w = dict((n, v) for n, _, v, _ in re.findall(
+        r'child=\{name="w\.([^"]+)",exp="[^"]+",numchild="(\d+)",value="([^"]*)",type="([^"]+)"\}', out))
+    assert w["channel"] == str(int(sensor["g_word.channel"])) and w["valid"] == "true"
+    assert w["seq"] == str(int(sensor["g_word.seq"], 16))
