@@ -6,6 +6,7 @@ errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -36,6 +37,22 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_scaffold(args: argparse.Namespace) -> int:
+    """Write a starter printer module for struct types, read from BINARY's DWARF by gdb in batch."""
+    from .scaffold import scaffold_binary
+
+    text = scaffold_binary(args.binary, args.type, timeout=args.timeout)
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    if os.path.exists(args.output) and not args.force:
+        raise GdbextError(f"{args.output} exists; add --force to overwrite it")
+    with open(args.output, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    print(f"gdbext: wrote {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gdbext", description="GDB pretty-printers and heap forensics for C/C++ crashes and core dumps.")
@@ -55,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("core")
     p.add_argument("--binary", help="the program the core belongs to")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("scaffold", help="write a starter printer module for struct types from a binary's DWARF")
+    p.add_argument("binary")
+    p.add_argument("--type", action="append", required=True, metavar="TYPE",
+                   help="'struct NAME', 'union NAME' or a typedef (repeatable)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the module here (default: stdout)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --output file")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.set_defaults(func=_cmd_scaffold)
     return parser
 
 
