@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import List
 
 import gdbext
+from gdbext.kit import KIT
 from gdbext.specs import REGISTRY
 
 from ._base import GdbextCommand
@@ -23,6 +24,8 @@ Subcommands follow; `help gdbext' lists them."""
     def run(self, argv: List[str], from_tty: bool) -> None:
         print(f"gdbext {gdbext.__version__}")
         print(f"spec files: {', '.join(REGISTRY.files) or 'none'}")
+        for name in sorted(KIT.structs):
+            print(f"struct printer {name}")
         for key, binding in sorted(REGISTRY.packed.items()):
             target = binding.typedef or binding.expression
             print(f"packed word {binding.layout.name}: {len(binding.layout.fields)} fields -> {target}")

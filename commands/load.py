@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import List
 
 from gdbext.errors import GdbextError
+from gdbext.kit import KIT
 from gdbext.specs import REGISTRY, load_file
 
 from ._base import GdbextCommand
@@ -15,8 +16,8 @@ class LoadSpecsCommand(GdbextCommand):
     """Load a gdbext spec file: Python declaring packed words and pool allocators.
 
 Usage: gdbext load FILE [FILE...]
-The file calls gdbext.specs.packed_word(...) and gdbext.specs.pool(...); see
-docs/specs.md.  Printers and commands use the declarations at once."""
+The file calls gdbext.kit.struct_printer(...), gdbext.specs.packed_word(...)
+and gdbext.specs.pool(...); see docs/printer-kit.md and docs/specs.md.  Printers and commands use the declarations at once."""
 
     command_name = "gdbext load"
 
@@ -24,7 +25,12 @@ docs/specs.md.  Printers and commands use the declarations at once."""
         if not argv:
             raise GdbextError("give the spec file(s) to load")
         for path in argv:
-            before = (len(REGISTRY.packed), len(REGISTRY.pools))
+            before = _counts()
             load_file(path)
-            print(f"gdbext: loaded {path}: {len(REGISTRY.packed) - before[0]} packed word(s), "
-                  f"{len(REGISTRY.pools) - before[1]} pool(s)")
+            added = [n - b for n, b in zip(_counts(), before)]
+            print(f"gdbext: loaded {path}: {added[0]} struct printer(s), {added[1]} packed word(s), "
+                  f"{added[2]} pool(s)")
+
+
+def _counts():
+    return len(KIT.structs), len(REGISTRY.packed), len(REGISTRY.pools)

@@ -19,7 +19,8 @@ from typing import Iterator, List, Optional, Sequence
 
 from .errors import CoreFileError, GdbextError
 
-__all__ = ["GdbResult", "find_gdb", "bootstrap_command", "plain_core", "run_gdb", "has_traceback", "TRACEBACK_MARKERS"]
+__all__ = ["GdbResult", "find_gdb", "bootstrap_command", "plain_core", "run_gdb", "has_traceback", "quote_arg",
+           "TRACEBACK_MARKERS"]
 
 #: Text that shows a Python traceback escaped into gdb's output.
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", "Python Exception <")

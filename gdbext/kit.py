@@ -24,7 +24,7 @@ the how-to.
 
 This module only holds the declarations (it imports no gdb); the gdbext
 printer collection reads :data:`KIT` when it matches values
-(``printers/app_structs.py``).  A spec file that calls :func:`struct_printer` is
+(``printers/kit.py``).  A spec file that calls :func:`struct_printer` is
 loaded with ``gdbext load FILE``, ``source FILE`` or gdb's auto-load.
 """
 from __future__ import annotations
@@ -356,7 +356,7 @@ class KitRegistry:
         self._changed()
 
 
-#: The process-wide struct-printer declarations that ``printers/app_structs.py`` reads.
+#: The process-wide struct-printer declarations that ``printers/kit.py`` reads.
 KIT = KitRegistry()
 
 

@@ -1,9 +1,11 @@
 """gdbext's pretty-printers, registered as one ``gdb.printing`` collection named ``gdbext``.
 
 Each module in this package contributes subprinters through a module-level
-``subprinters()`` function; the collection asks every module again whenever
-a declaration is added (packed words and pools come from the user's specs),
-keeping each subprinter's enabled state, so ``info pretty-printer``,
+``subprinters()`` function and says how early it is asked with ``PRIORITY``
+(lower first: a team's declarations before generic printers).  The
+collection asks every module again whenever a declaration is added (struct
+printers, packed words and pools come from the user's files), keeping each
+subprinter's enabled state, so ``info pretty-printer``,
 ``disable pretty-printer global gdbext;NAME`` and ``enable ...`` work.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Dict, List
 import gdb  # type: ignore[import-not-found]
 import gdb.printing  # type: ignore[import-not-found]
 
+from gdbext.kit import KIT
 from gdbext.specs import REGISTRY
 
 __all__ = ["GdbextCollection", "collection", "register"]
@@ -23,9 +26,10 @@ COLLECTION_NAME = "gdbext"
 
 
 def _modules():
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if not info.name.startswith("_"):
-            yield importlib.import_module(f"{__name__}.{info.name}")
+    """The printer modules, most specific first (``PRIORITY``, then name)."""
+    modules = [importlib.import_module(f"{__name__}.{info.name}")
+               for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")]
+    return sorted(modules, key=lambda m: (getattr(m, "PRIORITY", 50), m.__name__))
 
 
 class GdbextCollection(gdb.printing.PrettyPrinter):
@@ -64,6 +68,7 @@ def collection() -> GdbextCollection:
     if not _COLLECTION:
         _COLLECTION.append(GdbextCollection())
         REGISTRY.subscribe(_COLLECTION[0].refresh)
+        KIT.subscribe(_COLLECTION[0].refresh)
     return _COLLECTION[0]
 
 

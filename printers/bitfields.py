@@ -19,7 +19,10 @@ from gdbext.packed import format_enum, format_flags
 
 from ._base import ProgramCache, SubPrinter, ValuePrinter, leaf, raw_view, unreadable
 
-__all__ = ["BitfieldStructPrinter", "subprinters"]
+__all__ = ["BitfieldStructPrinter", "subprinters", "PRIORITY"]
+
+#: Order among printer modules (generic: any struct with bitfields, asked last).
+PRIORITY = 90
 
 _HAS_BITFIELDS = ProgramCache()
 

@@ -16,7 +16,10 @@ from gdbext.specs import REGISTRY, PackedBinding
 
 from ._base import ProgramCache, SubPrinter, ValuePrinter, leaf, raw_view, type_names, unreadable
 
-__all__ = ["PackedWordPrinter", "subprinters"]
+__all__ = ["PackedWordPrinter", "subprinters", "PRIORITY"]
+
+#: Order among printer modules (declared words).
+PRIORITY = 20
 
 _ADDRESSES = ProgramCache()
 

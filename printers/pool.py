@@ -17,7 +17,10 @@ from gdbext.specs import REGISTRY
 
 from ._base import ProgramCache, SubPrinter, ValuePrinter, type_names
 
-__all__ = ["PoolPrinter", "subprinters", "describe_site", "chunk_line"]
+__all__ = ["PoolPrinter", "subprinters", "describe_site", "chunk_line", "PRIORITY"]
+
+#: Order among printer modules (declared pools).
+PRIORITY = 30
 
 _ROOTS = ProgramCache()
 

@@ -5,9 +5,8 @@ Each declaration is its own subprinter, named ``kit:struct_NAME``, so
 A value matches when its type is the declared ``struct``/``union`` (through
 any typedefs), or carries the declared typedef name.
 
-The module is named so that the collection, which asks its modules in name
-order, asks it before ``bitfields``: a struct the user described must not be
-claimed by the generic bitfield printer.
+Its ``PRIORITY`` puts it before the generic printers: a struct the user
+described must not be claimed by the bitfield printer.
 
 Output: the summary line (if declared), then every member in the struct's
 order, formatted as declared; members of anonymous structs and unions are
@@ -24,7 +23,10 @@ from gdbext.kit import KIT, Shown, StructPrinter, c_string, split_path
 
 from ._base import SubPrinter, ValuePrinter, type_names, unreadable
 
-__all__ = ["KitStructPrinter", "subprinters"]
+__all__ = ["KitStructPrinter", "subprinters", "PRIORITY"]
+
+#: Asked first: what a team declared wins over generic printers.
+PRIORITY = 10
 
 _SCALARS = (gdb.TYPE_CODE_INT, gdb.TYPE_CODE_ENUM, gdb.TYPE_CODE_BOOL, gdb.TYPE_CODE_CHAR, gdb.TYPE_CODE_PTR)
 _AGGREGATES = (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION)
@@ -157,12 +159,3 @@ def _matcher(spec: StructPrinter):
 
 def subprinters() -> List[SubPrinter]:
     return [SubPrinter(spec.name, _matcher(spec)) for spec in KIT.structs.values()]
-
-
-def _refresh() -> None:
-    from . import collection  # the package imports this module while it builds the collection
-
-    collection().refresh()
-
-
-KIT.subscribe(_refresh)
