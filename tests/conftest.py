@@ -62,17 +62,3 @@ def gdb_run(name: Optional[str], commands: Sequence[str], specs: Sequence[str] =
                      commands=commands, spec_files=specs, **kwargs)
     assert not has_traceback(result.output), result.output
     return result
-
-
-def gdb_print(name: str, exprs: Sequence[str], specs: Sequence[str] = (), setup: Sequence[str] = ()) -> List[str]:
-    """What ``print EXPR`` shows (the text after ``$N = ``) for each expression."""
-    commands = list(setup)
-    for expr in exprs:
-        commands += ["echo <<<\\n", f"print {expr}", "echo >>>\\n"]
-    out = gdb_run(name, commands, specs).stdout
-    values = []
-    for block in out.split("<<<\n")[1:]:
-        text = block.split(">>>\n")[0].rstrip("\n")
-        values.append(text.split(" = ", 1)[1] if text.startswith("$") else text)
-    assert len(values) == len(exprs), out
-    return values

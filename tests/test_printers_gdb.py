@@ -3,7 +3,8 @@ import re
 
 import pytest
 
-from conftest import Truth, gdb_print, gdb_run, needs_gdb, spec
+from conftest import Truth, binary, core, needs_gdb, spec
+from gdbext.testing import GdbFailure, Program
 
 pytestmark = needs_gdb
 
@@ -44,33 +45,38 @@ def sensor():
     return Truth("sensor")
 
 
+def fixture(name: str, *specs: str, setup=()) -> Program:
+    """The fixture's binary and core with the given spec files loaded."""
+    return Program(binary(name), core(name), specs=[spec(s) for s in specs], setup=list(setup))
+
+
 def test_bitfield_structs_match_the_program(sensor):
-    got = gdb_print("sensor", ["g_status", "g_bad_status"])
+    got = fixture("sensor").show_all("g_status", "g_bad_status")
     assert got[0] == expected_status(sensor, "g_status")
     assert got[1] == expected_status(sensor, "g_bad_status")
     assert "mode [14..16] = <invalid 7>" in got[1]
 
 
 def test_raw_view_parameter_shows_the_word(sensor):
-    on, off = gdb_print("sensor", ["g_status", "g_bad_status"], setup=["set gdbext show-raw on"]), \
-        gdb_print("sensor", ["g_status"], setup=["set gdbext show-raw on", "set gdbext show-raw off"])
+    on = fixture("sensor", setup=["set gdbext show-raw on"]).show_all("g_status", "g_bad_status")
+    off = fixture("sensor", setup=["set gdbext show-raw on", "set gdbext show-raw off"]).show_all("g_status")
     assert on[0] == f"raw {sensor['g_status_raw']} = " + expected_status(sensor, "g_status")
     assert on[1].startswith(f"raw {sensor['g_bad_status_raw']} = ")
     assert off[0] == expected_status(sensor, "g_status")
 
 
 def test_packed_words_everywhere_gdb_prints_them(sensor):
-    words = gdb_print("sensor", ["g_word", "g_words", "g_frames[1].word", "g_words[2]"], specs=[spec("sensor")])
+    words = fixture("sensor", "sensor").show_all("g_word", "g_words", "g_frames[1].word", "g_words[2]")
     assert words[0] == expected_word(sensor, "g_word")
     assert words[1] == "{" + ", ".join(expected_word(sensor, f"g_words[{i}]") for i in range(3)) + "}"
     assert words[2] == expected_word(sensor, "g_frames[1].word")
     assert "unit = <invalid 3>" in words[3]  # every bit set: unit 3 is outside the enum
-    raw = gdb_print("sensor", ["g_word"], specs=[spec("sensor")], setup=["set gdbext show-raw on"])
+    raw = fixture("sensor", "sensor", setup=["set gdbext show-raw on"]).show_all("g_word")
     assert raw[0] == f"{sensor['g_word']} = " + expected_word(sensor, "g_word")
 
 
 def test_locals_and_bt_full_are_decoded(sensor):
-    out = gdb_run("sensor", ["bt full", "frame 1", "info locals"], specs=[spec("sensor")]).stdout
+    out = "".join(fixture("sensor", "sensor").execute("bt full", "frame 1", "info locals"))
     w = "w = " + expected_word(sensor, "process_frame.w")
     st = "st = " + expected_status(sensor, "process_frame.st")
     assert out.count(w) == 2, out  # bt full and info locals
@@ -78,7 +84,7 @@ def test_locals_and_bt_full_are_decoded(sensor):
 
 
 def test_info_disable_enable_pretty_printer(sensor):
-    out = gdb_run("sensor", [
+    listing, _, disabled, plain, _, shown, _, word = fixture("sensor", "sensor").execute(
         "info pretty-printer",
         "disable pretty-printer global gdbext;bitfield-structs",
         "info pretty-printer global gdbext",
@@ -87,31 +93,29 @@ def test_info_disable_enable_pretty_printer(sensor):
         "print g_status",
         "disable pretty-printer global gdbext",
         "print g_word",
-    ], specs=[spec("sensor")]).stdout
-    listing = out.split("global pretty-printers:")[1]
-    assert re.search(r"\n  gdbext\n    bitfield-structs\n    packed:sensor_word_t\n", listing), out
-    assert "bitfield-structs [disabled]" in out
-    plain = re.search(r"\$1 = (.*)", out).group(1)
-    assert plain.startswith("{channel = 5, unit = UNIT_FAHRENHEIT"), plain  # gdb's own view while disabled
-    assert re.search(r"\$2 = (.*)", out).group(1) == expected_status(sensor, "g_status")
-    assert re.search(r"\$3 = (.*)", out).group(1) == str(int(sensor["g_word"], 16))
+    )
+    assert re.search(r"\n  gdbext\n    bitfield-structs\n    packed:sensor_word_t\n", listing), listing
+    assert "bitfield-structs [disabled]" in disabled
+    assert plain.startswith("$1 = {channel = 5, unit = UNIT_FAHRENHEIT"), plain  # gdb's own view while disabled
+    assert shown.strip() == "$2 = " + expected_status(sensor, "g_status")
+    assert word.strip() == "$3 = " + str(int(sensor["g_word"], 16))
 
 
 def test_unreadable_memory_never_raises(tmp_path):
     # gdb itself refuses to fetch an unreadable struct before any printer runs: one line, no traceback
-    res = gdb_run("sensor", ["print *(struct sensor_status *)0x10"], specs=[spec("sensor")])
-    assert "Cannot access memory at address 0x10" in res.stderr
+    with pytest.raises(GdbFailure, match="Cannot access memory at address 0x10"):
+        fixture("sensor", "sensor").show("*(struct sensor_status *)0x10")
     # memory a printer reads on its own (the pool's slots) shows as <unreadable at 0x...>
     moved = tmp_path / "moved.py"
     moved.write_text(open(spec("pool_overflow")).read().replace('first="&g_pool.slots[0]"', 'first=0x10'))
-    got = gdb_print("pool_overflow", ["g_pool"], specs=[str(moved)])[0]
+    got = Program(binary("pool_overflow"), core("pool_overflow"), specs=[str(moved)]).show("g_pool")
     assert got.startswith("pool g_pool: 16 slots x 80 B at 0x10, 0 in use, 0 free"), got
     assert "(walk stopped: slot 0: <unreadable at 0x10>)" in got
 
 
 def test_pool_printer_matches_the_program():
     t = Truth("pool_overflow")
-    out = gdb_run("pool_overflow", ["set print pretty on", "print g_pool"], specs=[spec("pool_overflow")]).stdout
+    out = fixture("pool_overflow", "pool_overflow", setup=["set print pretty on"]).execute("print g_pool")[0]
     head = re.search(r"\$1 = (pool g_pool: .*) = \{", out).group(1)
     assert f"{t['nslots']} slots x {t['slot_size']} B at {t['slots_base']}" in head
     src, victim = t.int("overflow_source_slot"), t.int("overflow_victim_slot")
@@ -136,21 +140,21 @@ def test_pool_printer_matches_the_program():
 def test_pool_printer_on_bad_spec_is_one_line(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text(open(spec("pool_overflow")).read().replace('"struct slot_hdr"', '"struct no_such_hdr"'))
-    out = gdb_run("pool_overflow", ["print g_pool"], specs=[str(bad)]).stdout
-    assert re.search(r"\$1 = <pool g_pool: no type 'struct no_such_hdr'.*>", out), out
+    out = Program(binary("pool_overflow"), core("pool_overflow"), specs=[str(bad)]).show("g_pool")
+    assert re.fullmatch(r"<pool g_pool: no type 'struct no_such_hdr'.*>", out), out
 
 
 def test_mi_front_ends_can_expand_children(sensor, tmp_path):
     """What VS Code asks over MI: -var-create then -var-list-children, with real values for numbers and enums."""
     import subprocess
 
-    from conftest import ROOT, binary
+    from conftest import ROOT
     from gdbext.gdbrun import find_gdb, plain_core
 
     script = "\n".join(["-enable-pretty-printing", "-var-create st * g_status",
                         "-var-list-children --all-values st", "-var-create w * g_word",
                         "-var-list-children --all-values w", "-gdb-exit"]) + "\n"
-    with plain_core(__import__("conftest").core("sensor")) as path:
+    with plain_core(core("sensor")) as path:
         proc = subprocess.run([find_gdb(), "-nx", "-q", "--interpreter=mi", "-x", "gdbinit.example",
                                "-ex", f"gdbext load {spec('sensor')}", binary("sensor"), path],
                               input=script, capture_output=True, text=True, cwd=ROOT, timeout=60)
