@@ -4,7 +4,7 @@
 GDB-facing adapters) but install as ``gdbext.printers`` and
 ``gdbext.commands``, so nothing lands in site-packages under a generic name.
 """
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="gdbext",
@@ -14,7 +14,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=["gdbext", "gdbext.printers", "gdbext.commands"],
+    packages=find_packages(include=["gdbext", "gdbext.*"]) + ["gdbext.printers", "gdbext.commands"],
     package_dir={
         "gdbext": "gdbext",
         "gdbext.printers": "printers",

@@ -1,0 +1,80 @@
+# gdbext/glibc/mmapped.py - chunks malloc served with mmap: found by scanning
+# anonymous writable mappings for IS_MMAPPED headers, bounded by mp_.n_mmaps.
+"""Mmapped chunks (a mixin of the locator).
+
+A chunk malloc got from ``mmap`` starts a page of an anonymous mapping with
+``prev_size = 0`` and ``size | IS_MMAPPED`` (page multiple).  The scan probes
+page starts of anonymous writable regions that are not arena heaps, skips over
+each chunk found, stops when ``mp_.n_mmaps`` chunks were found (and does not
+start when it is 0), and never probes more than ``Limits.max_mmap_pages``.
+Chunks from ``memalign`` with a large alignment (header not at a page start)
+are not found.
+"""
+from __future__ import annotations
+
+from typing import List, Mapping, Sequence
+
+from ..errors import MemoryReadError
+from ..memory import MemorySource
+from .layouts import IS_MMAPPED, Layout
+from .model import ArenaInfo, Limits, MmappedChunk
+from .segments import ByteOrder, HeapMemory
+
+__all__ = ["MmappedLocator", "PAGE"]
+
+PAGE = 4096
+
+
+class MmappedLocator:
+    """The mmapped-chunk scan of the locator."""
+
+    src: MemorySource
+    limits: Limits
+    ps: int
+    order: ByteOrder
+    notes: List[str]
+
+    def find_mmapped(self, layout: Layout, memory: HeapMemory, mp_values: Mapping[str, int],
+                     arenas: Sequence[ArenaInfo]) -> List[MmappedChunk]:
+        expected = mp_values.get("n_mmaps")
+        if expected == 0:
+            return []
+        ps = self.ps
+        arena_addrs = {a.address for a in arenas}
+        out: List[MmappedChunk] = []
+        budget = self.limits.max_mmap_pages
+        for region in self.src.regions():
+            if budget <= 0 or len(out) >= self.limits.max_mmapped:
+                break
+            if "w" not in region.perms or not region.perms.startswith("r"):
+                continue
+            if region.path and not region.path.startswith("[anon"):
+                continue
+            if any(seg.base < region.end and region.start < seg.end for seg in memory.segments):
+                continue  # an arena heap (or the sbrk heap)
+            if any(region.start <= a < region.end for a in arena_addrs):
+                continue
+            addr = region.start
+            while addr + 2 * ps <= region.end and budget > 0:
+                budget -= 1
+                try:
+                    hdr = self.src.read(addr, 2 * ps)
+                except MemoryReadError:
+                    addr += PAGE
+                    continue
+                prev_size = int.from_bytes(hdr[:ps], self.order)
+                raw = int.from_bytes(hdr[ps:], self.order)
+                size = raw & ~7
+                chunk = addr + prev_size
+                if (raw & 7) == IS_MMAPPED and size >= PAGE and (prev_size + size) % PAGE == 0 \
+                        and prev_size % layout.malloc_alignment == 0 and prev_size < size \
+                        and addr + prev_size + size <= region.end and prev_size == 0:
+                    out.append(MmappedChunk(chunk, size, prev_size))
+                    addr += prev_size + size
+                    if expected is not None and len(out) >= expected:
+                        return out
+                    continue
+                addr += PAGE
+        if expected is not None and len(out) != expected:
+            self.notes.append(f"found {len(out)} mmapped chunks, mp_.n_mmaps says {expected}")
+        return out

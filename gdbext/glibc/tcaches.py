@@ -1,0 +1,182 @@
+# gdbext/glibc/tcaches.py - the per-thread tcaches (from TLS values or the
+# first chunk of each arena), the tcache key, and what tcache contents tell
+# about the glibc release (counts width, key kind, safe-linking).
+"""Tcache location and tcache-based release evidence (a mixin of the locator).
+
+A thread's ``tcache_perthread_struct`` is found from the TLS ``tcache``
+pointers a gdb adapter evaluates (:attr:`Overrides.tcaches`) and, unless
+disabled, from the heuristic that the first chunk of an arena's first heap is
+the tcache of the thread that created the arena (0x290 bytes on 2.30+ x86-64,
+0x250 before).  A candidate is kept when its counts fit and most bin heads are
+aligned heap pointers, so one smashed head does not hide the tcache.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import List, Optional, Sequence, Tuple, Union
+
+from ..errors import MemoryReadError
+from ..memory import MemorySource
+from .heuristics import VersionEvidence, infer_version
+from .layouts import TCACHE_MAX_BINS, GlibcVersion, Layout
+from .model import ArenaInfo, Overrides, TcacheInfo, struct_field
+from .segments import ByteOrder, HeapMemory
+
+__all__ = ["TcacheLocator"]
+
+
+class TcacheLocator:
+    """Tcache methods of the locator; expects the attributes declared here."""
+
+    src: MemorySource
+    ov: Overrides
+    ps: int
+    order: ByteOrder
+    notes: List[str]
+    mp_newer: Optional[bool]
+    hi_size: Optional[int]
+
+    def layout(self, version: Union[GlibcVersion, Tuple[int, int]]) -> Layout:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read_tcache(self, layout: Layout, addr: int, how: str, arena: Optional[int]) -> Optional[TcacheInfo]:
+        tp = layout.tcache_perthread
+        try:
+            data = self.src.read(addr, tp.size)
+        except MemoryReadError:
+            return None
+        counts = tuple(struct_field(data, tp, "counts", self.order, i) for i in range(TCACHE_MAX_BINS))
+        entries = tuple(struct_field(data, tp, "entries", self.order, i) for i in range(TCACHE_MAX_BINS))
+        return TcacheInfo(addr, how, counts, entries, arena)
+
+    def _plausible_tcache(self, layout: Layout, t: TcacheInfo, memory: HeapMemory) -> bool:
+        """Counts in range and most bin heads aligned heap pointers (a corrupted
+        head or two must not hide the tcache: the free-list walk reports them)."""
+        limit = 0xFF if layout.tcache_count_size == 1 else 0xFFFF
+        good = bad = 0
+        for count, entry in zip(t.counts, t.entries):
+            if count > limit:
+                return False
+            if entry == 0:
+                continue
+            if layout.aligned_ok(entry - layout.chunk_hdr) and memory.segment_of(entry) is not None:
+                good += 1
+            else:
+                bad += 1
+        return bad <= max(2, good // 4)
+
+    def find_tcaches(self, layout: Layout, arenas: Sequence[ArenaInfo], memory: HeapMemory) -> List[TcacheInfo]:
+        out: List[TcacheInfo] = []
+        seen = set()
+        for addr in self.ov.tcaches or ():
+            if not addr or addr in seen:
+                continue
+            seg = memory.segment_of(addr)
+            t = self.read_tcache(layout, addr, "override", seg.arena if seg else None)
+            if t is None:
+                self.notes.append(f"tcache at {addr:#x} is unreadable")
+                continue
+            seen.add(addr)
+            out.append(t)
+        if not self.ov.tcache_heuristic:
+            return out
+        want = layout.tcache_chunk_size
+        alt = {self.layout((2, 29)).tcache_chunk_size, self.layout((2, 30)).tcache_chunk_size}
+        for arena in arenas:
+            if not arena.segments:
+                continue
+            first = arena.segments[0]
+            if not first.exact_start:
+                continue
+            raw = memory.word(first.start + self.ps)
+            if raw is None:
+                continue
+            size = raw & ~7
+            if size != want and not (self.ov.version is None and size in alt):
+                continue
+            addr = first.start + layout.chunk_hdr
+            if addr in seen:
+                continue
+            lay = layout if size == want else (self.layout((2, 30)) if size == self.layout((2, 30)).tcache_chunk_size
+                                                else self.layout((2, 29)))
+            t = self.read_tcache(lay, addr, "first-chunk", arena.address)
+            if t is None or not self._plausible_tcache(lay, t, memory):
+                continue
+            seen.add(addr)
+            out.append(t)
+        return out
+
+    def version_evidence(self, layout: Layout, tcaches: Sequence[TcacheInfo],
+                         memory: HeapMemory) -> VersionEvidence:
+        """Every structural fact about the release: mp_ and heap_info (found before),
+        the tcache chunk size, the kind of tcache key and safe-linking."""
+        size = None
+        key_kind = None
+        ps = self.ps
+        keys: Counter[int] = Counter()
+        heads: List[int] = []
+        for t in tcaches:
+            raw = memory.word(t.address - ps)
+            if raw is not None:
+                size = raw & ~7
+            for entry in t.entries:
+                if not entry:
+                    continue
+                heads.append(entry)
+                key = memory.word(entry + ps)
+                if key is not None:
+                    if key == t.address:
+                        key_kind = "tcache"
+                    elif key:
+                        keys[key] += 1
+        if key_kind is None and heads:
+            key_kind = "none"
+            if keys:
+                key, count = keys.most_common(1)[0]
+                unmapped = memory.segment_of(key) is None and self.src.region_of(key) is None
+                if unmapped and (count >= 2 or len(heads) == 1):
+                    key_kind = "random"
+        sl = self._probe_safe_linking(layout, memory, heads)
+        return infer_version(self.mp_newer, size, ps, key_kind, sl, self.hi_size)
+
+    def _probe_safe_linking(self, layout: Layout, memory: HeapMemory, heads: Sequence[int]) -> Optional[bool]:
+        """Whether tcache links are PROTECT_PTR-mangled: follow each bin a few
+        steps under both readings and keep the one whose links stay aligned
+        heap addresses (or NULL)."""
+        mask = layout.align_mask
+
+        def good(ptr: int) -> bool:
+            return ptr == 0 or (ptr & mask == 0 and memory.segment_of(ptr) is not None)
+
+        score = {False: 0, True: 0}
+        for mangled in (False, True):
+            for head in heads:
+                e = head
+                for _ in range(8):
+                    raw = memory.word(e)
+                    if raw is None:
+                        break
+                    nxt = raw ^ (e >> 12) if mangled else raw
+                    if not good(nxt):
+                        score[mangled] -= 1
+                        break
+                    score[mangled] += 1
+                    if nxt == 0:
+                        break
+                    e = nxt
+        if score[True] == score[False]:
+            return None
+        return score[True] > score[False]
+
+    def tcache_key(self, layout: Layout) -> Tuple[Optional[int], str]:
+        if self.ov.tcache_key is not None:
+            return self.ov.tcache_key, "override"
+        if not layout.random_tcache_key:
+            return None, "tcache-address"
+        addr = self.src.symbol("tcache_key")
+        if addr is not None:
+            try:
+                return self.src.read_uint(addr, self.ps), "symbol"
+            except MemoryReadError:
+                pass
+        return None, "unknown"
