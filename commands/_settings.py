@@ -40,6 +40,12 @@ SETTINGS = [
     ("bool", "debug", "Whether gdbext commands show a Python traceback on an internal error.", False),
 ]
 
+def _all_settings():
+    from ._heap import HEAP_SETTINGS  # heap overrides live with the heap commands
+
+    return SETTINGS + HEAP_SETTINGS
+
+
 _made: List[object] = []
 
 
@@ -49,7 +55,7 @@ def register_settings() -> None:
         return
     _made.append(_Prefix("set gdbext"))
     _made.append(_Prefix("show gdbext"))
-    for kind, name, doc, *default in SETTINGS:
+    for kind, name, doc, *default in _all_settings():
         if kind == "bool":
             _made.append(_Bool(name, doc, bool(default[0])))
         else:

@@ -51,6 +51,8 @@ class VersionInfo:
     def __str__(self) -> str:
         if self.version is None:
             return "glibc version unknown"
+        if self.how == "inferred" and self.text:
+            return f"glibc {self.text.split(' (')[0]} (inferred from the heap's layout; {self.version} assumed)"
         where = f" at {self.address:#x}" if self.address is not None else ""
         return f"glibc {self.version} (from {self.how}{where})"
 
