@@ -194,6 +194,7 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
         if heap is not None:
             summary = HeapWalker(heap).summary(arena=arena_addr)
             data.update({"chunks": summary.chunks, "bytes": summary.bytes, "glibc": str(heap.version),
+                         "notes": list(heap.notes),
                          "arenas": [a.to_dict() for a in summary.arenas],
                          "mmapped": [{"address": _hex(m.address), "size": m.size} for m in heap.mmapped]
                          if arena_addr is None else []})
@@ -206,6 +207,8 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
         if heap is not None:
             gdb.write(f"{heap.version}; main_arena {heap.main_arena:#x} ({heap.main_arena_how}); "
                       f"{data['chunks']} chunks, {data['bytes']} bytes\n")
+            for note in heap.notes:
+                gdb.write(f"note: {note}\n")
             for arena in data["arenas"]:  # type: ignore[union-attr]
                 _write_arena_summary(arena)
             for m in data["mmapped"]:  # type: ignore[union-attr]

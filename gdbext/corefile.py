@@ -617,6 +617,19 @@ class CoreFile(MemorySource):
     def region_of(self, address: int) -> Optional[Region]:
         return self._index.find(address)
 
+    def dumped(self, address: int, size: int = 1) -> bool:
+        """True when the core itself holds every byte of ``[address, address + size)``; reads nothing."""
+        cur, end = address, address + max(size, 1)
+        while cur < end:
+            i = bisect.bisect_right(self._starts, cur) - 1
+            if i < 0 or cur >= self._segs[i].end:
+                return False
+            seg = self._segs[i]
+            if cur - seg.start >= seg.present:
+                return False
+            cur = min(end, seg.start + seg.present)
+        return True
+
     def in_core(self, address: int, size: int = 1) -> bool:
         """True when ``[address, address + size)`` is held by the core file itself (not read from disk)."""
         try:

@@ -52,6 +52,7 @@ class GdbInferiorSource(MemorySource):
         self.byteorder = "big" if "big endian" in endian else "little"
         self._blocks: Dict[int, Optional[bytes]] = {}
         self._regions: Optional[RegionIndex] = None
+        self._corefile = None  #: CoreFile, False (live process / unreadable core), or None (not asked yet)
 
     # -- reading ------------------------------------------------------------
     def _read_direct(self, address: int, size: int):
@@ -59,6 +60,7 @@ class GdbInferiorSource(MemorySource):
             raise MemoryReadError(address, size, "size out of range")
         if size == 0:
             return b""
+        self._refuse_undumped(address, size)
         try:
             return self._inferior.read_memory(address, size)
         except (gdb.MemoryError, gdb.error, OverflowError, ValueError) as err:
@@ -88,6 +90,33 @@ class GdbInferiorSource(MemorySource):
         """Zero-copy: gdb's own buffer as a ``memoryview``."""
         return memoryview(self._read_direct(address, size))
 
+    def _core(self):
+        """The core file read directly (for its segment table), or None for a live process."""
+        if self._corefile is None:
+            path = core_file_path()
+            if path is None:
+                self._corefile = False
+            else:
+                from .corefile import CoreFile  # local: only needed for cores
+
+                try:
+                    self._corefile = CoreFile(path)
+                except GdbextError:
+                    self._corefile = False
+        return self._corefile or None
+
+    def _refuse_undumped(self, address: int, size: int) -> None:
+        """gdb reads anonymous memory that a core left out as zeros; say "not dumped" instead.
+
+        (File-backed pages a core leaves out are real: gdb reads them from the binary.)
+        """
+        core = self._core()
+        if core is None:
+            return
+        region = core.region_of(address)
+        if region is not None and not region.path and not core.dumped(address, size):
+            raise MemoryReadError(address, size, "not dumped in the core")
+
     # -- address space -------------------------------------------------------
     def regions(self) -> Sequence[Region]:
         if self._regions is None:
@@ -100,12 +129,9 @@ class GdbInferiorSource(MemorySource):
         return self._regions.find(address)
 
     def _load_regions(self):
-        core = core_file_path()
+        core = self._core()
         if core is not None:
-            from .corefile import CoreFile  # local: only needed for cores
-
-            with CoreFile(core) as cf:
-                return list(cf.regions())
+            return list(core.regions())
         return _proc_maps(self._inferior.pid)
 
     # -- symbols -------------------------------------------------------------

@@ -313,6 +313,8 @@ class _Checker:
         self.cached = sorted(a for a, lid in self.index.owner.items() if not isreg[lid])
         self.cached_seen: Set[int] = set()
         for arena in heap.arenas:
+            if not arena.initialized:
+                continue
             for seg in arena.segments:
                 self.segment(arena, seg, keys)
             self.arena_totals(arena)

@@ -521,6 +521,7 @@ def build_free_index(heap: GlibcHeap, thorough: bool = False, regular: bool = Tr
     for t in heap.tcaches:
         b.tcache(t)
     for arena in heap.arenas:
-        b.fastbins(arena)
-        b.bins(arena)
+        if arena.initialized:
+            b.fastbins(arena)
+            b.bins(arena)
     return b.index

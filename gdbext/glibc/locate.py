@@ -295,6 +295,10 @@ class _Locator(TcacheLocator, MmappedLocator):
 
     def main_segment(self, layout: Layout, arena: ArenaInfo, sbrk: Optional[int]) -> None:
         top = arena.top
+        if not top and not sbrk and not arena.system_mem and not any(arena.bins):
+            arena.initialized = False
+            self.notes.append("main_arena is not initialised: the program never called malloc")
+            return
         top_region = self.src.region_of(top) if top else None
         exact = True
         if sbrk:

@@ -88,6 +88,9 @@ class ArenaInfo:
     bins: Tuple[int, ...]
     segments: List[HeapSegment] = field(default_factory=list)
     heap_infos: List[int] = field(default_factory=list)  #: oldest first
+    #: False for a main_arena that malloc never set up (the program never called it):
+    #: top and sbrk_base are 0 and the bins are still zero-filled, which is not corruption.
+    initialized: bool = True
 
     @property
     def label(self) -> str:
