@@ -420,6 +420,8 @@ def _data_symbol_names(objfile: Any) -> Optional[List[str]]:
     ``maint print msymbols`` reads the ELF symbol table gdb already holds and
     expands no debug info, so a libc with DWARF costs nothing here.
     """
+    if any(ord(c) < 32 for c in objfile.filename):
+        return None  # an objfile path can come from the core (shared libraries): never let it span lines
     name = objfile.filename.replace("\\", "\\\\").replace('"', '\\"')
     try:
         text = gdb.execute(f'maint print msymbols -objfile "{name}"', to_string=True)

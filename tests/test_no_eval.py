@@ -21,6 +21,7 @@ REVIEWED = {
     ("gdbext/testing.py", "_drive"): "test commands written by the test author",
     ("gdbext/testing.py", "step"): "test commands written by the test author",
     ("commands/scaffold.py", "lookup_type"): "the type name the user typed",
+    ("commands/_roots.py", "_data_symbol_names"): "an objfile path, quoted, refused if it holds control characters",
 }
 
 

@@ -23,6 +23,7 @@ from .segments import ByteOrder, HeapMemory
 __all__ = ["MmappedLocator", "PAGE"]
 
 PAGE = 4096
+_WINDOW = 1 << 20  #: bytes of a mapping read at once while probing page starts
 
 
 class MmappedLocator:
@@ -55,15 +56,19 @@ class MmappedLocator:
             if any(region.start <= a < region.end for a in arena_addrs):
                 continue
             addr = region.start
+            window_start, window = addr, b""
             while addr + 2 * ps <= region.end and budget > 0:
                 budget -= 1
-                try:
-                    hdr = self.src.read(addr, 2 * ps)
-                except MemoryReadError:
-                    addr += PAGE
-                    continue
-                prev_size = int.from_bytes(hdr[:ps], self.order)
-                raw = int.from_bytes(hdr[ps:], self.order)
+                if not window_start <= addr < window_start + len(window) - 2 * ps + 1:
+                    # page headers are read a window at a time: one read per MiB, not per page
+                    size = min(_WINDOW, region.end - addr)
+                    try:
+                        window, window_start = self.src.read_buffer(addr, size), addr
+                    except MemoryReadError:
+                        break  # not dumped / unreadable: the rest of this mapping is too
+                off = addr - window_start
+                prev_size = int.from_bytes(window[off : off + ps], self.order)
+                raw = int.from_bytes(window[off + ps : off + 2 * ps], self.order)
                 size = raw & ~7
                 chunk = addr + prev_size
                 if (raw & 7) == IS_MMAPPED and size >= PAGE and (prev_size + size) % PAGE == 0 \
