@@ -53,6 +53,38 @@ def _cmd_scaffold(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_triage(args: argparse.Namespace) -> int:
+    """Triage BINARY CORE, or every core of --dir: report, findings, crash signature."""
+    from .triage.formats import render
+    from .triage.runner import batch_document, batch_exit_code, triage_core, triage_directory
+
+    if args.dir is not None:
+        if args.binary or args.core:
+            raise GdbextError("give BINARY CORE or --dir DIR, not both")
+        results = triage_directory(args.dir, pools=args.pools, workers=max(1, args.jobs), timeout=args.timeout)
+        for res in results:
+            if res.error is not None:
+                print(f"gdbext: {res.error}", file=sys.stderr)
+        doc, code = batch_document(results), batch_exit_code(results)
+    else:
+        if not (args.binary and args.core):
+            raise GdbextError("give BINARY CORE (or --dir DIR)")
+        result = triage_core(args.core, args.binary, pools=args.pools, timeout=args.timeout)
+        if result.report is None:
+            raise GdbextError(result.error or "triage failed")
+        doc, code = result.report, result.exit_code
+    text = render(doc, args.format)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as err:
+            raise GdbextError(f"cannot write {args.output}: {err.strerror}") from None
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gdbext", description="GDB pretty-printers and heap forensics for C/C++ crashes and core dumps.")
@@ -81,6 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing --output file")
     p.add_argument("--timeout", type=float, default=120.0)
     p.set_defaults(func=_cmd_scaffold)
+
+    p = sub.add_parser("triage", help="analyse core dumps in batch: crash, findings, crash signature",
+                       description="Exit codes: 0 no findings, 1 findings, 2 could not analyse (see docs/triage.md).")
+    p.add_argument("binary", nargs="?", help="the program (with CORE)")
+    p.add_argument("core", nargs="?", help="its core file (may be .xz-compressed)")
+    p.add_argument("--dir", metavar="DIR", help="triage every core in DIR, each paired with its binary")
+    p.add_argument("--pools", action="append", default=[], metavar="FILE", help="pool spec file (repeatable)")
+    p.add_argument("--format", choices=("text", "json", "markdown", "sarif"), default="text")
+    p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="cores analysed in parallel")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the report here (default: stdout)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds gdb may take per core")
+    p.set_defaults(func=_cmd_triage)
     return parser
 
 

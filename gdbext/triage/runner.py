@@ -1,0 +1,189 @@
+# gdbext/triage/runner.py - running the triage: up-front checks, one
+# `gdb -batch` per core with `gdbext report --json`, a thread pool over the gdb
+# subprocesses, and the batch document grouped by crash signature.
+"""Triage of one core or a directory of cores.
+
+:func:`triage_core` checks the inputs without gdb (gdb present, core and
+binary readable ELF, same build-id), then runs ``gdbext report --json FILE``
+in ``gdb -nx -batch`` through :func:`gdbext.gdbrun.run_gdb` and reads the
+report back.  Every problem becomes a :class:`TriageResult` with an
+``error`` (one line), never an exception.  :func:`triage_directory` pairs
+every core of a directory with its binary (:mod:`.pairing`) and triages
+them on ``jobs`` threads, each waiting on its own gdb process;
+:func:`batch_document` groups the reports by signature.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+from .. import __version__
+from ..errors import GdbextError
+from ..gdbrun import TRACEBACK_MARKERS, find_gdb, has_traceback, plain_core, quote_arg, run_gdb
+from .pairing import DirectoryScan, check_binary, check_match, choose_binary, inspect_core, scan_directory
+from .report import BATCH_SCHEMA, validate_report
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_FINDINGS",
+    "EXIT_ERROR",
+    "TriageResult",
+    "check_gdb",
+    "triage_core",
+    "triage_directory",
+    "triage_many",
+    "batch_document",
+    "batch_exit_code",
+]
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+@dataclass
+class TriageResult:
+    """One core's outcome: the report, or why there is none."""
+
+    core: str
+    binary: Optional[str]
+    report: Optional[Dict[str, Any]] = None
+    error: Optional[str] = None
+    seconds: float = 0.0
+    paired_by: Optional[str] = None  #: "given", "build-id", "name", "recorded name"
+
+    @property
+    def exit_code(self) -> int:
+        """0 no findings, 1 findings, 2 not analysed."""
+        if self.report is None:
+            return EXIT_ERROR
+        return EXIT_FINDINGS if self.report.get("findings") else EXIT_OK
+
+
+def check_gdb() -> str:
+    """The gdb executable to run; GdbextError when ``$GDB`` or PATH name none that exists."""
+    gdb = find_gdb()
+    path = gdb if os.sep in gdb else shutil.which(gdb)
+    if not path or not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise GdbextError(f"gdb not found: {gdb!r} is not an executable file (install gdb or set $GDB)")
+    return path
+
+
+def _first_error(text: str) -> str:
+    """The line of gdb's output most likely to say what went wrong."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.startswith(("gdbext report:", "Python Exception", "Traceback")) or "Error" in ln:
+            return ln
+    useful = [ln for ln in lines if not ln.startswith("warning:")]
+    return useful[-1] if useful else "no output"
+
+
+def _run_report(binary: str, core: str, pools: Sequence[str], timeout: float) -> Dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="gdbext-triage-") as tmp:
+        out = os.path.join(tmp, "report.json")
+        cmd = "gdbext report --json " + quote_arg(out) + "".join(" --pools " + quote_arg(p) for p in pools)
+        result = run_gdb(binary, core, commands=[cmd], timeout=timeout)
+        if has_traceback(result.output):
+            line = next(ln for ln in result.output.splitlines() if any(m in ln for m in TRACEBACK_MARKERS))
+            raise GdbextError(f"gdb printed a Python error: {line.strip()}")
+        if not os.path.exists(out):
+            raise GdbextError(f"gdb wrote no report: {_first_error(result.stderr or result.stdout)}")
+        try:
+            with open(out, encoding="utf-8") as fh:
+                report = json.load(fh)
+        except (OSError, ValueError) as err:
+            raise GdbextError(f"unreadable report from gdb: {err}") from None
+    problems = validate_report(report)
+    if problems:
+        raise GdbextError(f"report does not follow its schema: {problems[0]}")
+    return report
+
+
+def triage_core(
+    core: str,
+    binary: Optional[str] = None,
+    scan: Optional[DirectoryScan] = None,
+    pools: Sequence[str] = (),
+    timeout: float = 120.0,
+) -> TriageResult:
+    """Triage one core.
+
+    :param core: the core file (``.xz`` accepted).
+    :param binary: its program; None to find it in ``scan``.
+    :param scan: the directory the core was found in (for pairing).
+    :param pools: pool spec files.
+    :param timeout: seconds gdb may take.
+    """
+    start = time.monotonic()
+    res = TriageResult(core, binary, paired_by="given" if binary else None)
+    try:
+        check_gdb()
+        for spec in pools:
+            if not os.path.isfile(spec):
+                raise GdbextError(f"spec file {spec} not found")
+        with plain_core(core) as plain:
+            facts = inspect_core(plain, core)
+            if res.binary is None:
+                if scan is None:
+                    raise GdbextError(f"{core}: no binary given")
+                res.binary, res.paired_by = choose_binary(core, facts, scan)
+            binary_id = check_binary(res.binary)
+            check_match(core, facts, res.binary, binary_id)
+            report = _run_report(res.binary, plain, pools, timeout)
+    except GdbextError as err:
+        res.error = str(err)
+    else:
+        report["core"] = core
+        report["binary"] = res.binary
+        res.report = report
+    res.seconds = time.monotonic() - start
+    return res
+
+
+def triage_many(jobs: Sequence[Dict[str, Any]], workers: int = 1) -> List[TriageResult]:
+    """:func:`triage_core` for each keyword dict of ``jobs``, ``workers`` at a time, in input order."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [triage_core(**job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda job: triage_core(**job), jobs))
+
+
+def triage_directory(
+    directory: str, pools: Sequence[str] = (), workers: int = 1, timeout: float = 120.0
+) -> List[TriageResult]:
+    """Triage every core of ``directory`` with the binary it pairs with.
+
+    :raises CoreFileError: the directory cannot be listed.
+    :raises GdbextError: it holds no core.
+    """
+    scan = scan_directory(directory)
+    if not scan.cores:
+        raise GdbextError(f"{directory}: no core files (NAME.core, NAME.core.xz, core.NAME or ELF cores)")
+    jobs = [{"core": c, "scan": scan, "pools": list(pools), "timeout": timeout} for c in scan.cores]
+    return triage_many(jobs, workers)
+
+
+def batch_document(results: Sequence[TriageResult]) -> Dict[str, Any]:
+    """The ``gdbext.triage-batch/1`` document: reports, failures, and groups by signature (largest first)."""
+    groups: Dict[str, List[str]] = {}
+    for r in results:
+        if r.report is not None:
+            groups.setdefault(r.report["crash"]["signature"], []).append(r.core)
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return {
+        "schema": BATCH_SCHEMA,
+        "tool": {"name": "gdbext", "version": __version__},
+        "reports": [r.report for r in results if r.report is not None],
+        "failures": [{"core": r.core, "binary": r.binary, "reason": r.error} for r in results if r.report is None],
+        "groups": [{"signature": sig, "count": len(cores), "cores": cores} for sig, cores in ordered],
+    }
+
+
+def batch_exit_code(results: Sequence[TriageResult]) -> int:
+    """2 if any core could not be analysed, else 1 if any has findings, else 0."""
+    return max((r.exit_code for r in results), default=EXIT_ERROR)
