@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-from typing import Dict, Iterator, List, Optional, Sequence, Set
+from typing import Dict, Iterator, List, Optional
 
 import gdb  # type: ignore[import-not-found]
 
 from gdbext.errors import GdbextError, MemoryReadError
 from gdbext.gdbmem import GdbEvaluator, GdbInferiorSource
-from gdbext.glibc import Chunk, GlibcHeap, HeapWalker, check_heap
-from gdbext.pools import PoolChunk, PoolReport, resolve, walk_pool
+from gdbext.glibc import GlibcHeap, HeapWalker, check_heap
+from gdbext.pools import PoolReport, resolve, walk_pool
 from gdbext.specs import REGISTRY
 from gdbext.textutil import printable_text
 

@@ -14,7 +14,7 @@ from gdbext.poison import (ALLOCATORS, Pattern, Preset, glibc_perturb_preset, pa
                            preset_by_name, presets_for)
 
 from ._base import ArgumentParser, GdbextCommand, parse_address
-from .heapexplain import gdb_context
+from ._forensics import gdb_context
 
 __all__ = ["PoisonscanCommand"]
 

@@ -24,6 +24,7 @@ from gdbext.triage.formats import render_text
 from gdbext.triage.report import Frame
 
 from ._base import ArgumentParser, GdbextCommand
+from ._forensics import gdb_context
 from ._heap import overrides_from_settings
 
 __all__ = ["ReportCommand", "MAX_FRAMES"]
@@ -86,6 +87,10 @@ def build_report() -> Dict[str, Any]:
         _gather_crash(ctx, corefile, memory)
         _walk_pools(ctx, memory)
         ctx.build_id = _build_id(corefile, binary)
+        try:  # registers, frame pointers and who-points-here for the heap forensics
+            ctx.forensic = gdb_context(memory, heap=ctx.glibc_heap())
+        except GdbextError as err:
+            ctx.errors.append(f"forensics: {err}")
         return analyze(ctx)
     finally:
         if corefile is not None:

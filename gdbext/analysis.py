@@ -25,6 +25,7 @@ raises is recorded in the report's ``errors`` and the other finders go on.
 """
 from __future__ import annotations
 
+
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -138,6 +139,9 @@ class AnalysisContext:
     glibc: bool = True
     #: :class:`gdbext.glibc.Overrides` for locating the heap (``set gdbext ...`` in gdb), or None
     glibc_overrides: Any = None
+    #: :class:`gdbext.forensics.context.ForensicContext` of the same target (built by the gdb
+    #: adapter with registers, frame pointers and the reference finder), or None
+    forensic: Any = None
     errors: List[str] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
     _cache: Dict[str, Any] = field(default_factory=dict, repr=False)
@@ -544,8 +548,28 @@ def fault_finder(ctx: AnalysisContext) -> Iterator[Finding]:
             return
 
 
-#: Finders that look at the heap; extended by the forensic analyses.
-FINDERS: List[Finder] = [pool_finder]
+def forensic_finder(ctx: AnalysisContext) -> Iterator[FindingLike]:
+    """The heap forensics (:func:`gdbext.forensics.find_all`) on the context's forensic view.
+
+    The forensic view shares the analysis's located heap and its check, so
+    neither is done twice.
+    """
+    fctx = ctx.forensic
+    if fctx is None:
+        return
+    from .forensics import find_all  # the forensics are large: only when asked
+
+    heap = ctx.glibc_heap()
+    if heap is not None and fctx.heap is None:
+        fctx.heap = heap
+    if fctx.heap is heap and fctx.check is None:
+        fctx.check = ctx.heap_check()
+    yield from find_all(fctx)
+
+
+#: Finders that look at the heap: the forensics; the pool finder covers pools when there is
+#: no forensic view (a context built without gdb's frames).
+FINDERS: List[Finder] = [forensic_finder, lambda ctx: pool_finder(ctx) if ctx.forensic is None else ()]
 #: Finders run only when :data:`FINDERS` found nothing.
 FALLBACK_FINDERS: List[Finder] = [abort_finder, fault_finder]
 

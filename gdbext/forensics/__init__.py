@@ -19,6 +19,8 @@ buffer's end), :mod:`.overflow`, :mod:`.uaf`, :mod:`.links`, :mod:`.frees`,
 """
 from __future__ import annotations
 
+import os
+
 from typing import Dict, List
 
 from .context import ForensicContext
@@ -88,6 +90,10 @@ def find_all(ctx: ForensicContext) -> List[Finding]:
     for f in findings:
         if f.chunk is not None:
             f.referenced_by = ctx.referrers(f.chunk.address)
+        site = f.allocation_site
+        if site is not None and site.function and " allocated by " not in f.message:
+            where = f" ({os.path.basename(site.file)}:{site.line})" if site.file else ""
+            f.message = f"{f.message}; allocated by {site.function}{where}"  # ASan's "allocated by" in one line
     findings.sort(key=lambda f: (not f.explains_crash, _ORDER.get(f.kind, 99),
                                  f.address if f.address is not None else 0))
     return findings

@@ -11,6 +11,7 @@ rendered later gives the same text.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Dict, Iterable, List, Optional
 
 from .. import __version__
@@ -97,15 +98,21 @@ def _dump_lines(dump: Dict[str, Any]) -> List[str]:
 
 
 def _finding_lines(f: Dict[str, Any]) -> List[str]:
-    out = [f"==> {f.get('message')}"]
+    kind, message = f.get("kind") or "finding", f.get("message") or ""
+    headline = message if message.startswith(kind) else f"{kind} on {f.get('address') or '?'}: {message}"
+    out = [f"==> {headline}"]
     if f.get("chunk"):
         out.append(f"    chunk:      {_chunk_text(f['chunk'])}")
     src = f.get("source")
     if src:
         out.append(f"    source:     {_chunk_text(src.get('chunk'))}; {src.get('bytes_past_end')} bytes past its "
                    "requested end")
-    if f.get("allocation_site"):
-        out.append(f"    allocated:  {_site_text(f['allocation_site'])}")
+    site = f.get("allocation_site")
+    if site:
+        short = f"{site.get('function') or '??'}"
+        if site.get("file"):
+            short += f" ({os.path.basename(site['file'])}:{site.get('line') or '?'})"
+        out.append(f"    allocated by {short}: {_site_text(site)}")
     for w in f.get("written_after_free") or []:
         out.append(f"    written after free: +{w.get('offset')} {w.get('size')} bytes ({w.get('field') or '?'})")
     for r in f.get("referenced_by") or []:
@@ -122,12 +129,31 @@ def _finding_lines(f: Dict[str, Any]) -> List[str]:
 
 
 def _evidence_lines(key: str, value: Any) -> List[str]:
-    """``- key: value``; a list of strings (a hexdump) one per line; other values as JSON."""
+    """``- key: value``, readable: a list of strings (a hexdump) one per line, a record by its
+    description or as ``name value`` pairs, other values as JSON."""
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return [f"    - {key}:"] + [f"      {v}" for v in value]
     if isinstance(value, (str, int, float)) or value is None:
         return [f"    - {key}: {value}"]
+    if isinstance(value, dict):
+        return [f"    - {key}: {_record_text(value)}"]
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return [f"    - {key}:"] + [f"      {_record_text(v)}" for v in value]
     return [f"    - {key}: {json.dumps(value, sort_keys=True)}"]
+
+
+def _record_text(record: Dict[str, Any]) -> str:
+    """One evidence record in a line: its description (and note), else its scalar fields."""
+    if isinstance(record.get("description"), str):
+        note = record.get("note")
+        return record["description"] + (f" ({note})" if isinstance(note, str) else "")
+    parts = []
+    for k, v in record.items():
+        if isinstance(v, (str, int, float)) and not isinstance(v, bool):
+            parts.append(f"{k} {v}")
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            parts.append(f"{k} [" + "; ".join(_record_text(x) for x in v) + "]")
+    return ", ".join(parts) if parts else json.dumps(record, sort_keys=True)
 
 
 def _crash_headline(crash: Dict[str, Any]) -> str:
