@@ -42,9 +42,11 @@ class GdbResult:
 
 def find_gdb() -> str:
     """The gdb executable (``$GDB`` or ``gdb`` on PATH); GdbextError if there is none."""
-    gdb = os.environ.get("GDB") or shutil.which("gdb")
+    named = os.environ.get("GDB")
+    gdb = shutil.which(named) if named else shutil.which("gdb")
     if not gdb:
-        raise GdbextError("gdb not found: install gdb (12 or newer) or set $GDB")
+        where = f"$GDB={named} is not an executable" if named else "gdb is not on PATH"
+        raise GdbextError(f"gdb not found ({where}): install gdb (12 or newer) or set $GDB")
     return gdb
 
 
