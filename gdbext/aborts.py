@@ -36,6 +36,7 @@ __all__ = [
     "FINDING_KINDS",
     "explain_abort",
     "read_abort_message",
+    "read_perturb_byte",
     "MAX_ABORT_MESSAGE",
 ]
 
@@ -503,6 +504,22 @@ def explain_abort(message: Optional[str]) -> Optional[AbortInfo]:
         if len(starts) == 1:
             return ABORTS[starts[0]]
     return _assertion(text)
+
+
+def read_perturb_byte(mem: MemorySource) -> Optional[int]:
+    """glibc's ``perturb_byte`` (``MALLOC_PERTURB_`` / ``mallopt(M_PERTURB)``), when its symbol is known and set.
+
+    It is a static ``int`` of malloc.c, not a field of ``mp_``; static
+    binaries keep its symbol.  Returns None when it is unknown or 0 (off).
+    """
+    where = mem.symbol("perturb_byte")
+    if where is None:
+        return None
+    try:
+        value = mem.read_uint(where, 4)
+    except MemoryReadError:
+        return None
+    return value if 0 < value <= 0xFF else None
 
 
 def read_abort_message(mem: MemorySource, limit: int = MAX_ABORT_MESSAGE) -> Optional[str]:

@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from .aborts import AbortInfo, explain_abort, read_abort_message
+from .aborts import AbortInfo, explain_abort, read_abort_message, read_perturb_byte
 from .corefile import CoreFile, Thread
 from .disasm import Access, Insn, disassemble, is_canonical, memory_access
 from .errors import GdbextError, MemoryReadError
@@ -344,18 +344,6 @@ def describe_value(
     return note, None
 
 
-def _read_perturb_byte(mem: MemorySource) -> Optional[int]:
-    """glibc's ``perturb_byte`` (a static int in malloc.c) when the binary's symbols name it."""
-    where = mem.symbol("perturb_byte")
-    if where is None:
-        return None
-    try:
-        value = mem.read_uint(where, 4)
-    except MemoryReadError:
-        return None
-    return value if 0 < value <= 0xFF else None
-
-
 def crash_info(core: CoreFile, perturb_byte: Optional[int] = None, arch: str = "x86-64") -> CrashInfo:
     """The crash summary of ``core``.
 
@@ -385,7 +373,7 @@ def crash_info(core: CoreFile, perturb_byte: Optional[int] = None, arch: str = "
     if not regs:
         info.problems.append("registers unknown (unsupported machine in NT_PRSTATUS)")
     if perturb_byte is None:
-        perturb_byte = _read_perturb_byte(core)
+        perturb_byte = read_perturb_byte(core)
     info.perturb_byte = perturb_byte
 
     if info.pc is not None:

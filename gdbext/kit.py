@@ -36,6 +36,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 from .errors import SpecError
 from .packed import format_enum, format_flags
+from .specs import Observed
 
 __all__ = [
     "Format",
@@ -331,25 +332,17 @@ class StructPrinter:
         return _SummaryFormatter(lookup).format(self.summary)
 
 
-class KitRegistry:
+class KitRegistry(Observed):
     """Struct printers by type name; listeners hear of every change (the printer collection refreshes)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.structs: Dict[str, StructPrinter] = {}
-        self._listeners: List[Callable[[], None]] = []
 
     def add(self, spec: StructPrinter) -> None:
         """Declare ``spec``, replacing an earlier declaration of the same type (re-loading is safe)."""
         self.structs[" ".join(spec.type_name.split())] = spec
         self._changed()
-
-    def subscribe(self, listener: Callable[[], None]) -> None:
-        if listener not in self._listeners:
-            self._listeners.append(listener)
-
-    def _changed(self) -> None:
-        for listener in list(self._listeners):
-            listener()
 
     def clear(self) -> None:
         self.structs.clear()

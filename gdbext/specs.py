@@ -21,7 +21,7 @@ from .errors import SpecError
 from .packed import PackedWord
 from .pools import PoolSpec
 
-__all__ = ["PackedBinding", "Registry", "REGISTRY", "packed_word", "pool", "load_file"]
+__all__ = ["PackedBinding", "Observed", "Registry", "REGISTRY", "packed_word", "pool", "load_file"]
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,29 @@ class PackedBinding:
     expression: Optional[str] = None
 
 
-class Registry:
+class Observed:
+    """Something whose listeners hear of every change (the printer collection refreshes)."""
+
+    def __init__(self) -> None:
+        self._listeners: List[Callable[[], None]] = []
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+
+class Registry(Observed):
     """Declarations by name; listeners hear of every change (the gdb adapter re-registers)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.packed: Dict[str, PackedBinding] = {}
         self.pools: Dict[str, PoolSpec] = {}
         self.files: List[str] = []
-        self._listeners: List[Callable[[], None]] = []
 
     def add_packed(self, binding: PackedBinding) -> None:
         if not (binding.typedef or binding.expression):
@@ -65,14 +80,6 @@ class Registry:
 
     def by_expression(self) -> List[Tuple[str, PackedBinding]]:
         return [(b.expression, b) for b in self.packed.values() if b.expression]
-
-    def subscribe(self, listener: Callable[[], None]) -> None:
-        if listener not in self._listeners:
-            self._listeners.append(listener)
-
-    def _changed(self) -> None:
-        for listener in list(self._listeners):
-            listener()
 
     def clear(self) -> None:
         self.packed.clear()

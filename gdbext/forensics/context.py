@@ -24,8 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
+from ..aborts import read_perturb_byte  # noqa: F401  (re-exported)
 from ..disasm import Access, Insn, disassemble, memory_access
-from ..errors import GdbextError, MemoryReadError
+from ..errors import GdbextError
 from ..glibc import CheckReport, GlibcHeap, check_heap
 from ..glibc.segments import ByteOrder, byteorder_of
 from ..memory import MemorySource
@@ -63,22 +64,6 @@ def no_references(chunk: int) -> List[str]:
 def no_field(chunk: int, offset: int) -> Optional[str]:
     """The default field namer: no typed referrer is known."""
     return None
-
-
-def read_perturb_byte(mem: MemorySource) -> Optional[int]:
-    """glibc's ``perturb_byte`` (``MALLOC_PERTURB_`` / ``mallopt(M_PERTURB)``), when its symbol is known and set.
-
-    It is a static ``int`` of malloc.c, not a field of ``mp_``; static
-    binaries keep its symbol.  Returns None when it is unknown or 0 (off).
-    """
-    where = mem.symbol("perturb_byte")
-    if where is None:
-        return None
-    try:
-        value = mem.read_uint(where, 4)
-    except MemoryReadError:
-        return None
-    return value if 0 < value <= 0xFF else None
 
 
 @dataclass

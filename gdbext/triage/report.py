@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Protocol, Sequence, Tuple
 
+from ..forensics.model import KINDS, hx
+
 __all__ = [
     "SCHEMA",
     "BATCH_SCHEMA",
@@ -44,24 +46,11 @@ SCHEMA = "gdbext.triage/1"
 #: The schema id of a ``--dir`` batch document.
 BATCH_SCHEMA = "gdbext.triage-batch/1"
 
-#: Every finding kind a report may hold.
-FINDING_KINDS: Tuple[str, ...] = (
-    "heap-buffer-overflow",
-    "use-after-free",
-    "double-free",
-    "invalid-free",
-    "metadata-corruption",
-    "poison",
-    "wild-pointer",
-)
+#: Every finding kind a report may hold (the forensics' own list).
+FINDING_KINDS: Tuple[str, ...] = KINDS
 
 #: The most bytes one evidence dump may hold.
 MAX_DUMP = 1024
-
-
-def hx(value: Optional[int]) -> Optional[str]:
-    """``"0x1f"`` for 31, None for None: the report's address notation."""
-    return None if value is None else f"{value:#x}"
 
 
 @dataclass(frozen=True)
