@@ -27,6 +27,7 @@ from __future__ import annotations
 import builtins
 import functools
 import re
+import warnings
 from dataclasses import dataclass, replace
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -356,8 +357,11 @@ def parse_user_pattern(
     if len(src) >= 2 and src[0] in "\"'" and src[-1] == src[0]:
         body = src[1:-1]
         try:
-            data = body.encode("latin-1").decode("unicode_escape").encode("latin-1")
-        except (UnicodeError, ValueError) as exc:
+            with warnings.catch_warnings():
+                # an unknown escape such as \F is only a DeprecationWarning to the codec: refuse it
+                warnings.simplefilter("error", DeprecationWarning)
+                data = body.encode("latin-1").decode("unicode_escape").encode("latin-1")
+        except (UnicodeError, ValueError, DeprecationWarning) as exc:
             raise SpecError(f"bad string pattern {text!r}: {exc}") from None
         desc = f'"{c_escape(data)}"'
     elif src.lower().startswith("0x") and len(src.split()) == 1 and ":" not in src and "," not in src:

@@ -388,22 +388,33 @@ def _walk_free_list(mem: MemorySource, pool: ResolvedPool, report: PoolReport) -
     link = pool.header.fields[spec.free_list.link]
     to_chunk = pool.payload_offset if spec.free_list.points_to == "payload" else spec.header_offset
     node = pool.free_head
-    prev: Optional[int] = None
+    holder: Optional[int] = None  # the chunk whose link holds ``node`` (None: the head)
+    mask = (1 << (8 * link.size)) - 1
     while node:
         chunk = node - to_chunk
+        # ``address`` stays the bad pointer (consumers match it against written values); the
+        # anomaly's slot is the one holding the bad link, and its bytes are that link's
+        if holder is None:
+            src, slot = "free-list head", None
+        else:
+            slot = (holder - pool.first) // pool.slot_size if pool.slot_size else None
+            at = holder + spec.header_offset + link.offset
+            src = f"link of {holder:#x}" + (f" (slot {slot}, at {at:#x})" if slot is not None else f" (at {at:#x})")
+        raw = (node & mask).to_bytes(link.size, mem.byteorder)
         if chunk in positions:
             report.anomalies.append(PoolAnomaly(
-                "freelist-cycle", f"free list loops back to {node:#x} after {len(positions)} nodes", node))
+                "freelist-cycle", f"free list loops back to {node:#x} after {len(positions)} nodes ({src})",
+                node, slot, raw))
             break
         if not pool.first <= chunk < pool.end:
-            src = f"link of {prev:#x}" if prev is not None else "free-list head"
             report.anomalies.append(PoolAnomaly(
                 "freelist-outside", f"{src} points to {node:#x}, outside the pool "
-                f"[{pool.first:#x}, {pool.end:#x})", node, data=node.to_bytes(mem.pointer_size, mem.byteorder)))
+                f"[{pool.first:#x}, {pool.end:#x})", node, slot, raw))
             break
         if pool.slot_size and (chunk - pool.first) % pool.slot_size:
             report.anomalies.append(PoolAnomaly(
-                "freelist-misaligned", f"free-list node {node:#x} is not at a slot boundary", node))
+                "freelist-misaligned", f"free-list node {node:#x} is not at a slot boundary ({src})",
+                node, slot, raw))
             break
         if len(positions) >= MAX_POOL_CHUNKS:
             report.anomalies.append(PoolAnomaly("freelist-too-long", f"free list longer than {MAX_POOL_CHUNKS}"))
@@ -415,7 +426,7 @@ def _walk_free_list(mem: MemorySource, pool: ResolvedPool, report: PoolReport) -
         except MemoryReadError as err:
             report.anomalies.append(PoolAnomaly("unreadable", str(err), chunk))
             break
-        prev, node = node, nxt
+        holder, node = chunk, nxt
     return positions
 
 

@@ -323,8 +323,7 @@ def model_for(version: str) -> Model:
 #: is listed, a corruption tagged with it may miss its strict expectation as long as
 #: its weaker one holds, and the matching ``test_gap_*`` reproducer is an expected
 #: failure; once the fix lands, remove the id: every expectation is strict again.
-KNOWN_GAPS = frozenset({"via-link", "tcache-empty-head", "fencepost", "heap-chain", "arena-ring", "heap-size",
-                        "index-error"})
+KNOWN_GAPS: frozenset = frozenset()
 #: known gaps that make gdbext raise a non-gdbext exception today (IndexError)
 CRASH_GAPS = frozenset({"index-error"})
 

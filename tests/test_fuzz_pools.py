@@ -62,7 +62,7 @@ UNMAPPED = 0x13370000
 
 #: Pool reporting gaps known today (docs/robustness.md, "Known gaps and fixes"): while
 #: listed, a free-list anomaly may leave out the slot that holds the bad link.
-KNOWN_GAPS = frozenset({"pool-link", "pool-head-range"})
+KNOWN_GAPS: frozenset = frozenset()
 #: ...and while "pool-head-range" is listed, a head outside [0, 2**64) may raise OverflowError
 
 

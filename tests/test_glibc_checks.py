@@ -230,14 +230,16 @@ def test_outside_heap_wrong_arena_not_chunk():
     r = h.check()
     outside = only(r, "list.outside_heap")
     assert {v.chunk for v in outside} >= {h.c[3], h.c[5]}
-    assert only(r, "list.wrong_arena")[0].chunk == h.d[2]
+    wrong = only(r, "list.wrong_arena")[0]  # named at the link leading there: main_arena's fastbinsY[3]
+    assert (wrong.chunk, wrong.field) == (img.main_arena, "fastbinsY[3]") and f"{h.d[2]:#x}" in wrong.explanation
     assert only(r, "fastbin.size")[0].abort == "malloc(): memory corruption (fast)"
     h2 = Heap()
     e = h2.c[3] + 16
     h2.img.w(e, h2.img.protect(e, h2.c[0] + 0x20))  # into the middle of c[0]: aligned, in the heap
     r2 = h2.check()
     nc = only(r2, "list.not_chunk")
-    assert nc and nc[0].chunk == h2.c[0] + 0x10
+    assert nc and (nc[0].chunk, nc[0].field) == (h2.c[3], "next")  # the link holding the bad pointer
+    assert f"{h2.c[0] + 0x10:#x}" in nc[0].explanation
 
 
 def test_too_long():

@@ -462,9 +462,11 @@ class _Checker:
         for chunk in sorted(missing):
             fl = lists[owner[chunk]]
             if chunk not in boundaries:
-                self.add("list.not_chunk", chunk, "", None,
-                         f"{fl.label} holds {chunk:#x}, which is not the start of a chunk in the heap walk "
-                         "(fake or overlapping chunk?)", fl.arena)
+                # name the link that leads there: its bytes are the bad pointer
+                via, via_field, via_addr = self.index.via.get(chunk, (chunk, "", None))
+                self.add("list.not_chunk", via, via_field, via_addr,
+                         f"{fl.label} holds {chunk:#x} ({via_field or 'link'} of {via:#x}), which is not the "
+                         "start of a chunk in the heap walk (fake or overlapping chunk?)", fl.arena)
             elif fl.regular:
                 size = (mem.word(chunk + ps) or 0) & ~7
                 nxt = chunk + size

@@ -83,6 +83,8 @@ class FreeIndex:
         self.findings = Findings()
         #: (tcache entry chunk, key word) of every tcache node
         self.tcache_keys: List[Tuple[int, int, int]] = []  # (chunk, key, tcache)
+        #: (thorough walks) node -> (chunk or struct holding the link that led to it, link field, link address)
+        self.via: Dict[int, Tuple[int, str, int]] = {}
 
     def __len__(self) -> int:
         return len(self.owner)
@@ -185,6 +187,11 @@ class _Builder:
                 if count:
                     fl = self.new_list(TCACHE, i, f"tcache[{i}]{tag}", entry_field, None, t.address, count)
                     fl.complete = True
+                    # tcache_get would follow the NULL head: the count is off (or the head was cleared)
+                    self.violation("tcache.count", None, t.address, f"counts[{i}]",
+                                   t.address + tp["counts"] + i * lay.tcache_count_size,
+                                   f"tcache counts[{i}] = {count} but entries[{i}] is NULL", None,
+                                   size=lay.tcache_count_size)
                 continue
             fl = self.new_list(TCACHE, i, f"tcache[{i}]{tag}", entry_field, None, t.address, count)
             e = head
@@ -212,6 +219,8 @@ class _Builder:
                     fl.arena = arena
                 k = (chunk - base) >> self.sh
                 owner[chunk] = fl.id
+                if self.thorough:
+                    self.index.via[chunk] = (via, via_field, via_addr)
                 fl.length += 1
                 raw_next = words[k + 2]
                 if lay.has_tcache_key:
@@ -271,10 +280,12 @@ class _Builder:
                 k = (p - base) >> self.sh
                 owner[p] = fl.id
                 fl.length += 1
+                if self.thorough:
+                    self.index.via[p] = (via, via_field, via_addr)
                 if seg_arena != arena.address:
-                    self.violation("list.wrong_arena", "invalid fastbin entry (free)", p, "", None,
-                                   f"chunk {p:#x} in {fl.label} of {arena.label} lies in arena {seg_arena:#x}",
-                                   arena.address)
+                    self.violation("list.wrong_arena", "invalid fastbin entry (free)", via, via_field, via_addr,
+                                   f"{via_field} of {via:#x} leads to chunk {p:#x} in {fl.label} of {arena.label}, "
+                                   f"which lies in arena {seg_arena:#x}", arena.address)
                 if self.thorough:
                     size = words[k + 1] & ~7
                     if lay.fastbin_index(size) != i:
@@ -383,6 +394,7 @@ class _Builder:
         n = 0
         start_len = len(owner)
         setdefault = owner.setdefault
+        via = self.index.via
         broken = False
         while p != b:
             if p < base or p > lim or p & mask != residue:
@@ -398,9 +410,9 @@ class _Builder:
                     break
                 base, lim, words = got[0], got[1] - need, got[2]
                 if got[3] != arena.address:
-                    self.violation("list.wrong_arena", abort_dl, p, "", None,
-                                   f"chunk {p:#x} in {fl.label} of {arena.label} lies in arena {got[3]:#x}",
-                                   arena.address)
+                    self.violation("list.wrong_arena", abort_dl, prev, "fd", prev + 2 * ps,
+                                   f"fd of {prev:#x} leads to chunk {p:#x} in {fl.label} of {arena.label}, "
+                                   f"which lies in arena {got[3]:#x}", arena.address)
             k = (p - base) >> sh
             o = setdefault(p, lid)
             n += 1
@@ -411,6 +423,7 @@ class _Builder:
                 broken = True
                 break
             if thorough:
+                via[p] = (prev, "fd", prev + 2 * ps)
                 if words[k + 3] != prev:
                     self.violation("list.fd_bk", abort_dl, p, "bk", p + 3 * ps,
                                    f"{fl.label}: {prev:#x}->fd is {p:#x} but {p:#x}->bk is {words[k + 3]:#x}",
@@ -436,6 +449,7 @@ class _Builder:
         fl.complete = False
         # recover the tail through bk links from the head
         p = head_bk
+        q = b  # whose bk led to p
         steps = 0
         while p != b and steps <= max_nodes:
             if p in owner or p & mask != residue:
@@ -445,9 +459,11 @@ class _Builder:
                 break
             k = (p - got[0]) >> sh
             owner[p] = lid
+            if thorough:
+                via[p] = (q, "bk", q + 3 * ps)
             fl.length += 1
             steps += 1
-            p = got[2][k + 3]
+            q, p = p, got[2][k + 3]
 
     def report_repeat(self, fl: FreeList, node: int, other: int, prev: int) -> None:
         """``node`` was indexed before this visit: a cycle (same list) or a double membership."""

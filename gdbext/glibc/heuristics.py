@@ -33,6 +33,7 @@ __all__ = [
     "find_arenas",
     "find_mp",
     "mp_layout_score",
+    "validate_arena",
     "VersionEvidence",
     "infer_version",
     "MAX_DATA_REGION",
@@ -73,7 +74,7 @@ class ArenaCandidate:
     top: int
 
 
-def _validate_arena(source: MemorySource, layout: Layout, addr: int) -> Optional[Tuple[int, int, int]]:
+def validate_arena(source: MemorySource, layout: Layout, addr: int) -> Optional[Tuple[int, int, int]]:
     """(score, next, top) when ``addr`` looks like a malloc_state, else None."""
     ms = layout.malloc_state
     ps = layout.pointer_size
@@ -155,7 +156,7 @@ def find_arenas(source: MemorySource, layout: Layout, budget: int = SCAN_BUDGET)
         for count, addr in ranked[:_MAX_VALIDATIONS]:
             if addr in found:
                 continue
-            checked = _validate_arena(source, layout, addr)
+            checked = validate_arena(source, layout, addr)
             if checked is not None:
                 found[addr] = ArenaCandidate(addr, count, checked[0], checked[1], checked[2])
     return sorted(found.values(), key=lambda c: (-c.score, -c.votes, c.address))

@@ -16,14 +16,14 @@ then the scans of :mod:`~gdbext.glibc.heuristics`.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Set, Tuple, Union
 
 from ..errors import MemoryReadError
 from ..memory import MemorySource
 from .findings import Findings, Violation
-from .heuristics import VersionEvidence, find_arenas, find_mp, infer_version, mp_layout_score
+from .heuristics import VersionEvidence, find_arenas, find_mp, infer_version, mp_layout_score, validate_arena
 from .layouts import MAX_VERSION, MIN_VERSION, GlibcVersion, Layout, cross_check, layout_for
-from .mmapped import MmappedLocator
+from .mmapped import PAGE, MmappedLocator
 from .model import (
     ArenaInfo,
     GlibcHeap,
@@ -114,7 +114,7 @@ class _Locator(TcacheLocator, MmappedLocator):
             if arena.is_main:
                 self.main_segment(layout, arena, sbrk)
             else:
-                self.heap_segments(layout, arena, hms)
+                self.heap_segments(layout, arena, hms, {a.address for a in arenas})
             for seg in arena.segments:
                 memory.add(seg)
         tcaches = self.find_tcaches(layout, arenas, memory)
@@ -233,6 +233,20 @@ class _Locator(TcacheLocator, MmappedLocator):
         return layout.default_heap_max_size
 
     # -- arenas -----------------------------------------------------------------
+    def plausible_thread_arena(self, layout: Layout, addr: int) -> bool:
+        """Whether ``addr`` can be a non-main ``malloc_state``: one follows the
+        ``heap_info`` at the (page-aligned) start of its first heap, whose
+        ``ar_ptr`` names it; failing that, its own fields must look sane."""
+        off = addr & (PAGE - 1)
+        if addr % self.ps or not 0 < off <= 0x40:
+            return False
+        try:
+            if self.src.read_pointer(addr - off) == addr:
+                return True
+        except MemoryReadError:
+            return False
+        return validate_arena(self.src, layout, addr) is not None
+
     def read_arena(self, layout: Layout, addr: int, index: int) -> Optional[ArenaInfo]:
         ms = layout.malloc_state
         try:
@@ -280,10 +294,10 @@ class _Locator(TcacheLocator, MmappedLocator):
                                f"arena ring broken: next of {cur.address:#x} {what}", cur.address)
                 break
             arena = self.read_arena(layout, nxt, len(arenas))
-            if arena is None:
+            if arena is None or not self.plausible_thread_arena(layout, nxt):
+                what = f"unreadable {nxt:#x}" if arena is None else f"{nxt:#x}, which is not a malloc_state"
                 self.violation("arena.ring", None, cur.address, "next", cur.address + nxt_field, self.ps,
-                               f"arena ring broken: next of {cur.address:#x} points to unreadable {nxt:#x}",
-                               cur.address)
+                               f"arena ring broken: next of {cur.address:#x} points to {what}", cur.address)
                 break
             seen.add(nxt)
             arenas.append(arena)
@@ -315,7 +329,7 @@ class _Locator(TcacheLocator, MmappedLocator):
         limit = max(arena.system_mem, 0) + (top - start if top > start else 0) + (1 << 20)
         extent = readable_extent(self.src, start, max(limit, 1 << 20))
         end = top + arena.top_size if top else extent
-        if not (start <= top < extent):
+        if not (start <= top and top + layout.minsize <= extent):  # top's header must be in the heap
             self.violation("arena.top", None, arena.address, "top", arena.address + layout.malloc_state["top"],
                            self.ps, f"top {top:#x} lies outside the main heap [{start:#x}, {extent:#x})",
                            arena.address)
@@ -327,13 +341,17 @@ class _Locator(TcacheLocator, MmappedLocator):
                 end = extent
         arena.segments.append(HeapSegment(start, end, arena.address, None, top_in, None, exact))
 
-    def heap_segments(self, layout: Layout, arena: ArenaInfo, hms: int) -> None:
+    def heap_segments(self, layout: Layout, arena: ArenaInfo, hms: int, ring: Set[int]) -> None:
         hi = layout.heap_info
         mask = ~(hms - 1)
         first_heap = arena.address - hi.size
         top = arena.top
+        top_field = arena.address + layout.malloc_state["top"]
         chain: List[Tuple[int, int]] = []  # (heap_info, size), newest first
         h = (top & mask) if top else first_heap
+        if not top:
+            self.violation("arena.top", None, arena.address, "top", top_field, self.ps,
+                           f"top of {arena.label} is NULL: only its first heap is walked", arena.address)
         seen = set()
         while h and len(chain) < self.limits.max_heaps:
             if h in seen:
@@ -344,19 +362,37 @@ class _Locator(TcacheLocator, MmappedLocator):
             try:
                 data = self.src.read(h, hi.size)
             except MemoryReadError:
-                self.violation("heap_info.unreadable", None, h, "prev", None, 0,
-                               f"heap_info at {h:#x} of {arena.label} is unreadable", arena.address)
+                data = None
+            ar_ptr = struct_field(data, hi, "ar_ptr", self.order) if data is not None else None
+            # another arena's first heap (its malloc_state follows the heap_info): not ours
+            foreign = ar_ptr != arena.address and ar_ptr in ring and h == ar_ptr - hi.size
+            if data is None or foreign:
+                # name the pointer that led here: top (the newest heap) or the newer heap's prev
+                what = "is unreadable" if data is None else f"belongs to arena {ar_ptr:#x}"
+                if not chain:
+                    self.violation("arena.top", None, arena.address, "top", top_field, self.ps,
+                                   f"top {top:#x} of {arena.label} is in no heap of its own (heap_info at "
+                                   f"{h:#x} {what}): only its first heap is walked", arena.address)
+                    if h != first_heap:
+                        h = first_heap
+                        continue
+                else:
+                    newer = chain[-1][0]
+                    self.violation("heap_info.unreadable" if data is None else "heap_info.prev", None, newer,
+                                   "prev", newer + hi["prev"], self.ps,
+                                   f"heap_info prev of {newer:#x} ({arena.label}) leads to {h:#x}, which {what}",
+                                   arena.address)
                 break
-            ar_ptr = struct_field(data, hi, "ar_ptr", self.order)
             size = struct_field(data, hi, "size", self.order)
             prev = struct_field(data, hi, "prev", self.order)
             if ar_ptr != arena.address:
                 self.violation("heap_info.ar_ptr", None, h, "ar_ptr", h + hi["ar_ptr"], self.ps,
                                f"heap_info at {h:#x} names arena {ar_ptr:#x}, not {arena.address:#x}",
                                arena.address)
-            if size > hms or size < layout.minsize:
+            if size > hms or size < PAGE or size % PAGE:  # new_heap/grow_heap keep it page-aligned
                 self.violation("heap_info.size", None, h, "size", h + hi["size"], self.ps,
-                               f"heap_info size {size:#x} outside (0, HEAP_MAX_SIZE={hms:#x}]", arena.address)
+                               f"heap_info size {size:#x} is not a page multiple in (0, HEAP_MAX_SIZE={hms:#x}]",
+                               arena.address)
                 size = hms
             chain.append((h, size))
             if h == first_heap:
@@ -388,7 +424,7 @@ class _Locator(TcacheLocator, MmappedLocator):
             if holds_top:
                 if top + arena.top_size <= extent and arena.top_size >= layout.minsize:
                     end = top + arena.top_size
-                if not (start <= top < end):
+                if not (start <= top and top + layout.minsize <= min(end, extent)):
                     self.violation("arena.top", None, arena.address, "top",
                                    arena.address + layout.malloc_state["top"], self.ps,
                                    f"top {top:#x} lies outside its heap [{start:#x}, {end:#x})", arena.address)

@@ -77,6 +77,10 @@ class SegmentScan:
         self.abit = 0 if main else NON_MAIN_ARENA
         self.minsize = layout.minsize
         self.step = max(layout.malloc_alignment >> self.sh, 1)
+        if self.top is None and self.stop > self.start:
+            # walk positions are start + k * step: an end off that grid (a heap_info.size
+            # not a multiple of MALLOC_ALIGNMENT) would let one land on the last word
+            self.stop -= (self.stop - self.start) % self.step
         self.anchors = anchors if anchors is not None else ()
         self.max_resync_words = max_resync_bytes >> self.sh
         self.main = main
@@ -126,6 +130,17 @@ class SegmentScan:
                 return 2
         return 0
 
+    def end_fenceposts(self, i: int) -> int:
+        """:meth:`fenceposts` at ``i`` when they can be the ones ending this heap, else 0.
+
+        sysmalloc puts them within ``MINSIZE + MALLOC_ALIGN_MASK`` bytes of the
+        heap's end (the old top keeps ``(size - MINSIZE) & ~MALLOC_ALIGN_MASK``);
+        a NULL or ``CHUNK_HDR_SZ`` header further from the end is a smashed header.
+        """
+        if self.top is not None or (self.stop - i) << self.sh > self.layout.minsize + self.layout.align_mask:
+            return 0
+        return self.fenceposts(i)
+
     def confirmed(self, i: int) -> bool:
         """A plausible header at ``i`` whose next neighbours are plausible too."""
         if self.addr(i) in self.anchors and self.next_of(i) >= 0:
@@ -134,7 +149,7 @@ class SegmentScan:
         if j < 0:
             return False
         for _depth in range(2):
-            if j == self.stop or (self.top is None and self.fenceposts(j)) or self.addr(j) in self.anchors:
+            if j == self.stop or self.end_fenceposts(j) or self.addr(j) in self.anchors:
                 return True
             nxt = self.next_of(j)
             if nxt < 0:
@@ -149,17 +164,16 @@ class SegmentScan:
         j += (self.start - j) % self.step
         limit = min(self.stop, i + self.max_resync_words)
         while j < limit:
-            if self.confirmed(j):
+            if self.confirmed(j) or self.end_fenceposts(j):
                 return j
             j += self.step
         return self.stop
 
     def classify(self, i: int) -> Anomaly:
         """What the header at ``i`` (where a tight loop stopped) is."""
-        if self.top is None:
-            fp = self.fenceposts(i)
-            if fp:
-                return Anomaly(END, self.stop, fp, "fencepost", "fencepost")
+        fp = self.end_fenceposts(i)
+        if fp:
+            return Anomaly(END, self.stop, fp, "fencepost", "fencepost")
         w = self.size_word(i)
         if w is None:
             return Anomaly(END, self.stop, 0, "end of buffer", "bounds")
