@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import capstone
-from capstone import arm64_const, arm_const, x86_const
 
 from .errors import GdbextError, MemoryReadError
 from .memory import MemorySource
@@ -55,8 +53,8 @@ class ArchSpec:
     """How capstone decodes one architecture, and the facts the helpers need."""
 
     name: str
-    cs_arch: int
-    cs_mode: int
+    cs_arch: str  #: capstone's constant names: the library is loaded only when something is decoded
+    cs_mode: str
     pointer_size: int
     max_insn: int  #: longest instruction, in bytes
     #: lengths of call instructions, most likely first (for :func:`call_before`)
@@ -68,10 +66,10 @@ class ArchSpec:
 ARCHES: Dict[str, ArchSpec] = {
     # x86: direct call e8 rel32 (5), call [rip+d32] (6), call reg (2),
     # call [reg+d8] (3), call [reg+idx*s+d32] (7), call [reg+idx*s+d8] (4).
-    "x86-64": ArchSpec("x86-64", capstone.CS_ARCH_X86, capstone.CS_MODE_64, 8, 15, (5, 6, 2, 3, 7, 4), "rip", "rsp"),
-    "x86": ArchSpec("x86", capstone.CS_ARCH_X86, capstone.CS_MODE_32, 4, 15, (5, 6, 2, 3, 7, 4), "eip", "esp"),
-    "aarch64": ArchSpec("aarch64", capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM, 8, 4, (4,), "pc", "sp"),
-    "arm": ArchSpec("arm", capstone.CS_ARCH_ARM, capstone.CS_MODE_ARM, 4, 4, (4,), "pc", "sp"),
+    "x86-64": ArchSpec("x86-64", "CS_ARCH_X86", "CS_MODE_64", 8, 15, (5, 6, 2, 3, 7, 4), "rip", "rsp"),
+    "x86": ArchSpec("x86", "CS_ARCH_X86", "CS_MODE_32", 4, 15, (5, 6, 2, 3, 7, 4), "eip", "esp"),
+    "aarch64": ArchSpec("aarch64", "CS_ARCH_ARM64", "CS_MODE_ARM", 8, 4, (4,), "pc", "sp"),
+    "arm": ArchSpec("arm", "CS_ARCH_ARM", "CS_MODE_ARM", 4, 4, (4,), "pc", "sp"),
 }
 
 _ALIASES = {"x86_64": "x86-64", "amd64": "x86-64", "i386": "x86", "i686": "x86", "arm64": "aarch64"}
@@ -90,10 +88,19 @@ def arch_spec(arch: str) -> ArchSpec:
 
 
 @functools.lru_cache(maxsize=None)
-def _engine(name: str) -> capstone.Cs:
+def _capstone() -> Any:
+    """The capstone module, imported on first use (its library costs ~11 MB of every gdb session)."""
+    import capstone
+
+    return capstone
+
+
+@functools.lru_cache(maxsize=None)
+def _engine(name: str) -> Any:
     """One detail-mode capstone engine per architecture (created on first use)."""
     spec = ARCHES[name]
-    md = capstone.Cs(spec.cs_arch, spec.cs_mode)
+    cs = _capstone()
+    md = cs.Cs(getattr(cs, spec.cs_arch), getattr(cs, spec.cs_mode))
     md.detail = True
     return md
 
@@ -153,13 +160,16 @@ class Access:
     implicit: bool = False  #: the stack slot of push/pop/call/ret, not an explicit operand
 
 
-def _insn_from_capstone(ci: "capstone.CsInsn", spec: ArchSpec) -> Insn:
-    is_call = bool(ci.group(capstone.CS_GRP_CALL))
-    is_jump = bool(ci.group(capstone.CS_GRP_JUMP))
-    is_ret = bool(ci.group(capstone.CS_GRP_RET))
+def _insn_from_capstone(ci: Any, spec: ArchSpec) -> Insn:
+    cs = _capstone()
+    from capstone import arm64_const, arm_const, x86_const
+
+    is_call = bool(ci.group(cs.CS_GRP_CALL))
+    is_jump = bool(ci.group(cs.CS_GRP_JUMP))
+    is_ret = bool(ci.group(cs.CS_GRP_RET))
     target = None
     mems: List[MemOperand] = []
-    if spec.cs_arch == capstone.CS_ARCH_X86:
+    if spec.cs_arch == "CS_ARCH_X86":
         for op in ci.operands:
             if op.type == x86_const.X86_OP_MEM:
                 m = op.mem
@@ -446,7 +456,7 @@ def memory_accesses(insn: Insn, registers: Mapping[str, int]) -> List[Access]:
     are decoded; other architectures give ``[]``.
     """
     spec = arch_spec(insn.arch)
-    if spec.cs_arch != capstone.CS_ARCH_X86 or insn.mnemonic in _NO_ACCESS:
+    if spec.cs_arch != "CS_ARCH_X86" or insn.mnemonic in _NO_ACCESS:
         return []
     out: List[Access] = []
     for op in insn.mem_operands:

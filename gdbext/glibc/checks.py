@@ -29,6 +29,8 @@ afterwards for the few chunks concerned.
 """
 from __future__ import annotations
 
+from array import array
+
 import bisect
 import re
 from collections import Counter
@@ -307,7 +309,7 @@ class _Checker:
         lists = self.index.lists
         isreg = [fl.regular for fl in lists]
         #: chunks before a PREV_INUSE-clear chunk (free by boundary tags), per segment
-        self.tag_free: List[List[int]] = []
+        self.tag_free: List[Any] = []
         #: list ids of the regular bins; chunks in tcache/fastbins
         self.regular_ids = {fl.id for fl in lists if fl.regular}
         self.cached = sorted(a for a, lid in self.index.owner.items() if not isreg[lid])
@@ -369,7 +371,8 @@ class _Checker:
             tw = scan.words[i + 1]
             if not tw & PREV_INUSE:
                 pclear.append(i - ((prev_w & -8) >> sh) if prev_w else -1 - i)
-        self.tag_free.append([base + (pos << sh) for pos in pclear if pos >= 0])
+        # an array, not a list: on a million-chunk heap a third of the chunks are free (saves ~10 MB)
+        self.tag_free.append(array("Q", [base + (pos << sh) for pos in pclear if pos >= 0]))
         for pos in [p for p in pclear if p < 0]:
             addr = base + ((-1 - pos) << sh)
             if addr == seg.start:
@@ -463,7 +466,7 @@ class _Checker:
             fl = lists[owner[chunk]]
             if chunk not in boundaries:
                 # name the link that leads there: its bytes are the bad pointer
-                via, via_field, via_addr = self.index.via.get(chunk, (chunk, "", None))
+                via, via_field, via_addr = self.index.via_of(chunk) or (chunk, "", None)
                 self.add("list.not_chunk", via, via_field, via_addr,
                          f"{fl.label} holds {chunk:#x} ({via_field or 'link'} of {via:#x}), which is not the "
                          "start of a chunk in the heap walk (fake or overlapping chunk?)", fl.arena)

@@ -20,6 +20,8 @@ reciprocity and each node's size against its bin.
 """
 from __future__ import annotations
 
+from array import array
+
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -83,8 +85,36 @@ class FreeIndex:
         self.findings = Findings()
         #: (tcache entry chunk, key word) of every tcache node
         self.tcache_keys: List[Tuple[int, int, int]] = []  # (chunk, key, tcache)
-        #: (thorough walks) node -> (chunk or struct holding the link that led to it, link field, link address)
-        self.via: Dict[int, Tuple[int, str, int]] = {}
+        #: (thorough walks) for each node, the link that led to it: kept as flat arrays (a dict of
+        #: tuples would cost ~150 bytes a node on a million-chunk heap); read with :meth:`via_of`
+        self._via_nodes = array("Q")
+        self._via_holders = array("Q")
+        self._via_addrs = array("Q")
+        self._via_fields = array("H")
+        self._via_names: List[str] = []
+        self._via_codes: Dict[str, int] = {}
+        self._via_lookup: Optional[Dict[int, int]] = None
+
+    def add_via(self, node: int, holder: int, fieldname: str, address: int) -> None:
+        """Record that ``fieldname`` of ``holder`` (at ``address``) led to ``node``."""
+        code = self._via_codes.get(fieldname)
+        if code is None:
+            code = self._via_codes[fieldname] = len(self._via_names)
+            self._via_names.append(fieldname)
+        self._via_nodes.append(node)
+        self._via_holders.append(holder)
+        self._via_addrs.append(address)
+        self._via_fields.append(code)
+        self._via_lookup = None
+
+    def via_of(self, node: int) -> Optional[Tuple[int, str, int]]:
+        """(holder, link field, link address) of the link that led to ``node``, if recorded."""
+        if self._via_lookup is None:  # built on the rare path only (a list node that is no chunk)
+            self._via_lookup = {n: i for i, n in enumerate(self._via_nodes)}
+        i = self._via_lookup.get(node)
+        if i is None:
+            return None
+        return self._via_holders[i], self._via_names[self._via_fields[i]], self._via_addrs[i]
 
     def __len__(self) -> int:
         return len(self.owner)
@@ -220,7 +250,7 @@ class _Builder:
                 k = (chunk - base) >> self.sh
                 owner[chunk] = fl.id
                 if self.thorough:
-                    self.index.via[chunk] = (via, via_field, via_addr)
+                    self.index.add_via(chunk, via, via_field, via_addr)
                 fl.length += 1
                 raw_next = words[k + 2]
                 if lay.has_tcache_key:
@@ -281,7 +311,7 @@ class _Builder:
                 owner[p] = fl.id
                 fl.length += 1
                 if self.thorough:
-                    self.index.via[p] = (via, via_field, via_addr)
+                    self.index.add_via(p, via, via_field, via_addr)
                 if seg_arena != arena.address:
                     self.violation("list.wrong_arena", "invalid fastbin entry (free)", via, via_field, via_addr,
                                    f"{via_field} of {via:#x} leads to chunk {p:#x} in {fl.label} of {arena.label}, "
@@ -394,7 +424,7 @@ class _Builder:
         n = 0
         start_len = len(owner)
         setdefault = owner.setdefault
-        via = self.index.via
+        add_via = self.index.add_via
         broken = False
         while p != b:
             if p < base or p > lim or p & mask != residue:
@@ -423,7 +453,7 @@ class _Builder:
                 broken = True
                 break
             if thorough:
-                via[p] = (prev, "fd", prev + 2 * ps)
+                add_via(p, prev, "fd", prev + 2 * ps)
                 if words[k + 3] != prev:
                     self.violation("list.fd_bk", abort_dl, p, "bk", p + 3 * ps,
                                    f"{fl.label}: {prev:#x}->fd is {p:#x} but {p:#x}->bk is {words[k + 3]:#x}",
@@ -460,7 +490,7 @@ class _Builder:
             k = (p - got[0]) >> sh
             owner[p] = lid
             if thorough:
-                via[p] = (q, "bk", q + 3 * ps)
+                self.index.add_via(p, q, "bk", q + 3 * ps)
             fl.length += 1
             steps += 1
             q, p = p, got[2][k + 3]
