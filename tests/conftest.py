@@ -62,3 +62,26 @@ def gdb_run(name: Optional[str], commands: Sequence[str], specs: Sequence[str] =
                      commands=commands, spec_files=specs, **kwargs)
     assert not has_traceback(result.output), result.output
     return result
+
+
+@pytest.fixture(scope="module")
+def open_core():
+    """``open_core(name)``: the fixture's core as a :class:`CoreFile` (decompressed once per module)."""
+    import contextlib
+
+    from gdbext.corefile import CoreFile
+    from gdbext.gdbrun import plain_core
+
+    stack = contextlib.ExitStack()
+    opened = {}
+
+    def get(name: str) -> CoreFile:
+        if name not in opened:
+            if not os.path.exists(core(name)):
+                pytest.skip(f"fixture core {name} missing")
+            path = stack.enter_context(plain_core(core(name)))
+            opened[name] = stack.enter_context(CoreFile(path, executable=binary(name)))
+        return opened[name]
+
+    with stack:
+        yield get

@@ -4,34 +4,19 @@
 # malloc strings of the glibc 2.36 linked into the fixture binaries.
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 
 import pytest
-from conftest import Truth, binary, core
+from conftest import Truth, binary
 
 from gdbext.aborts import ABORTS, FINDING_KINDS, explain_abort, read_abort_message
-from gdbext.corefile import CoreFile
-from gdbext.gdbrun import plain_core
 from gdbext.memory import BufferSource
 
 
 @pytest.fixture(scope="module")
-def cores():
-    stack = contextlib.ExitStack()
-    opened = {}
-
-    def get(name):
-        if name not in opened:
-            if not os.path.exists(core(name)):
-                pytest.skip(f"fixture core {name} missing")
-            path = stack.enter_context(plain_core(core(name)))
-            opened[name] = stack.enter_context(CoreFile(path, executable=binary(name)))
-        return opened[name]
-
-    with stack:
-        yield get
+def cores(open_core):
+    return open_core
 
 
 EXPECTED_KIND = {

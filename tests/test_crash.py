@@ -4,34 +4,25 @@
 # glibc abort of the SIGABRT cores, and the dict/text renderings.
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 
 import pytest
-from conftest import Truth, binary, core
+from conftest import Truth
 
-from gdbext.corefile import CoreFile
 from gdbext.crash import crash_info, si_code_meaning, signal_name
-from gdbext.gdbrun import plain_core
 
 
 @pytest.fixture(scope="module")
-def crash():
-    stack = contextlib.ExitStack()
+def crash(open_core):
     cache = {}
 
     def get(name):
         if name not in cache:
-            if not os.path.exists(core(name)):
-                pytest.skip(f"fixture core {name} missing")
-            path = stack.enter_context(plain_core(core(name)))
-            c = stack.enter_context(CoreFile(path, executable=binary(name)))
+            c = open_core(name)
             cache[name] = (c, crash_info(c), Truth(name))
         return cache[name]
 
-    with stack:
-        yield get
+    return get
 
 
 def reg(info, name):

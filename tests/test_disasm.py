@@ -4,13 +4,10 @@
 # instructions of the pool_overflow and uaf_perturb cores.
 from __future__ import annotations
 
-import contextlib
-import os
 
 import pytest
-from conftest import Truth, binary, core
+from conftest import Truth
 
-from gdbext.corefile import CoreFile
 from gdbext.disasm import (
     arch_spec,
     call_before,
@@ -22,7 +19,6 @@ from gdbext.disasm import (
     register_value,
 )
 from gdbext.errors import GdbextError
-from gdbext.gdbrun import plain_core
 from gdbext.memory import BufferSource
 
 CODE = 0x401000
@@ -216,20 +212,8 @@ def test_call_before_near_mapping_start():
 
 
 @pytest.fixture(scope="module")
-def cores():
-    stack = contextlib.ExitStack()
-    opened = {}
-
-    def get(name):
-        if name not in opened:
-            if not os.path.exists(core(name)):
-                pytest.skip(f"fixture core {name} missing")
-            path = stack.enter_context(plain_core(core(name)))
-            opened[name] = stack.enter_context(CoreFile(path, executable=binary(name)))
-        return opened[name]
-
-    with stack:
-        yield get
+def cores(open_core):
+    return open_core
 
 
 ALLOC_BUFFERS = ("session", "auth_header", "scratch", "request", "trace_header", "config", "response")

@@ -3,19 +3,16 @@
 # fact is checked against the fixture's truth file; clean heaps give nothing.
 from __future__ import annotations
 
-import contextlib
-import os
 
 import construct as C
 import pytest
-from conftest import Truth, binary, core
+from conftest import Truth
 
 from gdbext.corefile import CoreFile
 from gdbext.forensics import find_all
 from gdbext.forensics.address import explain_address
 from gdbext.forensics.corectx import context_from_core
 from gdbext.forensics.scan import poisonscan
-from gdbext.gdbrun import plain_core
 from gdbext.poison import glibc_perturb_preset, parse_user_pattern, pool_preset
 from gdbext.pools import Evaluator, Fill, FixedSlots, FreeList, Guard, Magic, PoolSpec, resolve, walk_pool
 
@@ -35,24 +32,19 @@ def pool_report(c: CoreFile, t: Truth):
 
 
 @pytest.fixture(scope="module")
-def forensics():
-    stack = contextlib.ExitStack()
+def forensics(open_core):
     cache = {}
 
     def get(name):
         if name not in cache:
-            if not os.path.exists(core(name)):
-                pytest.skip(f"fixture core {name} missing")
-            path = stack.enter_context(plain_core(core(name)))
-            c = stack.enter_context(CoreFile(path, executable=binary(name)))
+            c = open_core(name)
             t = Truth(name)
             pools = [pool_report(c, t)] if name == "pool_overflow" else []
             ctx = context_from_core(c, pools=pools)
             cache[name] = (ctx, find_all(ctx), t)
         return cache[name]
 
-    with stack:
-        yield get
+    return get
 
 
 def single(findings, kind):
