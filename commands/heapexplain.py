@@ -6,12 +6,7 @@ from typing import List
 
 import gdb  # type: ignore[import-not-found]
 
-from gdbext.forensics import find_all
-from gdbext.forensics.address import explain_address
-from gdbext.forensics.render import findings_lines
-
 from ._base import ArgumentParser, GdbextCommand, parse_address
-from ._forensics import gdb_context
 
 __all__ = ["HeapexplainCommand"]
 
@@ -46,6 +41,13 @@ poison and wild-pointer -- the one that explains the crash first.
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         args = _parser().parse_args(argv)
+        # the forensics are heavy: loaded when the command runs, not with every gdb session
+        from gdbext.forensics import find_all
+        from gdbext.forensics.address import explain_address
+        from gdbext.forensics.render import findings_lines
+
+        from ._forensics import gdb_context
+
         ctx = gdb_context()
         findings = find_all(ctx)
         if args.address is None:

@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 import json
-from typing import List, Tuple, Union
+from typing import TYPE_CHECKING, List, Tuple, Union
 
 import gdb  # type: ignore[import-not-found]
 
 from gdbext.errors import GdbextError, SpecError
-from gdbext.forensics.context import ForensicContext
-from gdbext.forensics.scan import poisonscan
 from gdbext.gdbmem import GdbInferiorSource
 from gdbext.poison import (ALLOCATORS, Pattern, Preset, glibc_perturb_preset, parse_user_pattern, pool_preset,
                            preset_by_name, presets_for)
 
 from ._base import ArgumentParser, GdbextCommand, parse_address
-from ._forensics import gdb_context
+
+if TYPE_CHECKING:  # the forensics are heavy: imported when the command runs
+    from gdbext.forensics.context import ForensicContext
 
 __all__ = ["PoisonscanCommand"]
 
@@ -102,6 +102,10 @@ pools), pool:NAME, all (every writable mapping) or A-B."""
         args = _parser().parse_args(argv)
         region = _region(args.region)
         pools = [region[5:]] if isinstance(region, str) and region.startswith("pool:") else None
+        from gdbext.forensics.scan import poisonscan
+
+        from ._forensics import gdb_context
+
         ctx = gdb_context(GdbInferiorSource(), pools)
         patterns = _patterns(ctx, args.patterns, args.preset)
         kwargs = {"limit": args.limit} if args.limit is not None else {}
