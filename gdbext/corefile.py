@@ -35,7 +35,7 @@ from construct import Int64sb, Int64sl, Int64ub, Int64ul, Padding, Struct, this
 from elftools.elf.elffile import ELFFile
 
 from .elfsyms import ELF_PARSE_ERRORS, ElfSymbols, Note, build_id_from_notes, checked_segments, file_build_id
-from .elfsyms import open_elf, parse_notes
+from .elfsyms import open_elf, open_file, parse_notes
 from .errors import CoreFileError, MemoryReadError
 from .memory import MemorySource, Region, RegionIndex
 
@@ -268,14 +268,7 @@ class CoreFile(MemorySource):
     # -- opening ------------------------------------------------------------
     def _open(self) -> None:
         path = self.path
-        try:
-            fobj = open(path, "rb")
-        except FileNotFoundError:
-            raise CoreFileError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise CoreFileError(f"{path}: is a directory") from None
-        except OSError as exc:
-            raise CoreFileError(f"{path}: cannot open: {exc.strerror}") from None
+        fobj = open_file(path)
         self._file = fobj
         self._size = os.fstat(fobj.fileno()).st_size
         ident = fobj.read(64)

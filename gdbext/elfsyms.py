@@ -47,6 +47,7 @@ __all__ = [
     "elf_build_id",
     "file_build_id",
     "open_elf",
+    "open_file",
     "ELF_PARSE_ERRORS",
     "checked_sections",
     "checked_segments",
@@ -187,19 +188,24 @@ def build_id_from_notes(notes: Sequence[Note]) -> Optional[str]:
     return None
 
 
-def open_elf(path: str) -> Tuple[BinaryIO, ELFFile]:
-    """Open ``path`` as an ELF file, or raise :class:`CoreFileError` with a one-line reason.
-
-    :returns: the open binary stream (the caller closes it) and its ELFFile.
-    """
+def open_file(path: str) -> BinaryIO:
+    """``path`` opened for reading in binary, or :class:`CoreFileError` with a one-line reason."""
     try:
-        stream = open(path, "rb")
+        return open(path, "rb")
     except FileNotFoundError:
         raise CoreFileError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CoreFileError(f"{path}: is a directory") from None
     except OSError as exc:
         raise CoreFileError(f"{path}: cannot open: {exc.strerror}") from None
+
+
+def open_elf(path: str) -> Tuple[BinaryIO, ELFFile]:
+    """Open ``path`` as an ELF file, or raise :class:`CoreFileError` with a one-line reason.
+
+    :returns: the open binary stream (the caller closes it) and its ELFFile.
+    """
+    stream = open_file(path)
     try:
         magic = stream.read(4)
         if not magic:
