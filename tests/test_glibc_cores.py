@@ -1,6 +1,6 @@
 # tests/test_glibc_cores.py - the glibc model on real cores: the fixture cores
 # (compared with their GT truth files) and, when present, the benchmark cores
-# made by /work/shared/bench/make-cores.sh (compared with a floor-style count
+# made by the shared bench's make-cores.sh (compared with a floor-style count
 # and, for small cores, with floor_walk.py itself under gdb).
 from __future__ import annotations
 
@@ -23,8 +23,11 @@ corefile = pytest.importorskip("gdbext.corefile")
 
 FIXTURES = ["heap_overflow", "binary_overflow", "tcache_uaf", "double_free", "uaf_perturb", "threads",
             "pool_overflow", "sensor"]
-BENCH_DIRS = [d for d in os.environ.get("GDBEXT_BENCH_CORES", "/tmp/bench-cores:/tmp/bench-small").split(":") if d]
-FLOOR = "/work/shared/bench/floor_walk.py"
+_CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "gdbext-bench")
+#: where benchmarks/heapwalk_bench.py keeps the reference cores (GDBEXT_BENCH_CORES: a ':'-separated list)
+BENCH_DIRS = [d for d in os.environ.get("GDBEXT_BENCH_CORES", _CACHE).split(":") if d]
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLOOR = os.path.join(os.path.dirname(_REPO), "shared", "bench", "floor_walk.py")
 
 
 @pytest.fixture(scope="module")
