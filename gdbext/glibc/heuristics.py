@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import MemoryReadError
 from ..memory import MemorySource, Region
@@ -61,6 +61,17 @@ def _read_region(source: MemorySource, region: Region) -> Any:
         return source.read_buffer(region.start, region.size)
     except MemoryReadError:
         return None
+
+
+def _scanned_regions(source: MemorySource, budget: int) -> Iterator[Tuple[Region, Any]]:
+    """``(region, buffer)`` of each readable data region, until ``budget`` bytes were read."""
+    for region in _data_regions(source):
+        if budget <= 0:
+            break
+        budget -= region.size
+        buf = _read_region(source, region)
+        if buf is not None:
+            yield region, buf
 
 
 @dataclass(frozen=True)
@@ -126,13 +137,7 @@ def find_arenas(source: MemorySource, layout: Layout, budget: int = SCAN_BUDGET)
     ps = layout.pointer_size
     bins_off = layout.malloc_state["bins"]
     found: Dict[int, ArenaCandidate] = {}
-    for region in _data_regions(source):
-        if budget <= 0:
-            break
-        budget -= region.size
-        buf = _read_region(source, region)
-        if buf is None:
-            continue
+    for region, buf in _scanned_regions(source, budget):
         words = word_view(buf, ps, source.byteorder)
         votes: Counter[int] = Counter()
         n = len(words)
@@ -220,13 +225,7 @@ def find_mp(
     """
     best: Optional[Tuple[int, int, Layout]] = None
     pattern = _mp_pattern(layouts[0])
-    for region in _data_regions(source):
-        if budget <= 0:
-            break
-        budget -= region.size
-        buf = _read_region(source, region)
-        if buf is None:
-            continue
+    for region, buf in _scanned_regions(source, budget):
         data = bytes(buf)
         pos = data.find(pattern)
         while pos >= 0:
