@@ -45,7 +45,8 @@ class GdbInferiorSource(MemorySource):
         """:param require_target: refuse to work without a process or core (commands);
             printers pass False so statics of a bare executable still print."""
         self._inferior = gdb.selected_inferior()
-        if require_target and self._inferior.pid == 0 and core_file_path() is None:
+        self._core_path = core_file_path()  # asked of gdb once ("info target")
+        if require_target and self._inferior.pid == 0 and self._core_path is None:
             raise GdbextError("no process or core file: run the program or load a core first")
         self.pointer_size = gdb.lookup_type("void").pointer().sizeof
         endian = gdb.execute("show endian", to_string=True)
@@ -93,7 +94,7 @@ class GdbInferiorSource(MemorySource):
     def _core(self):
         """The core file read directly (for its segment table), or None for a live process."""
         if self._corefile is None:
-            path = core_file_path()
+            path = self._core_path
             if path is None:
                 self._corefile = False
             else:
