@@ -6,21 +6,13 @@ symbolized crash pc when the binary is at hand.
 """
 from __future__ import annotations
 
-import signal as _signal
 from typing import Optional, TextIO
 
 from .corefile import CoreFile
+from .crash import signal_name
 from .gdbrun import plain_core
 
-__all__ = ["print_core_info", "signal_name"]
-
-
-def signal_name(number: int) -> str:
-    """``SIGSEGV`` for 11; ``signal 99`` for numbers Python does not know."""
-    try:
-        return _signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+__all__ = ["print_core_info"]
 
 
 def print_core_info(core: str, binary: Optional[str], out: TextIO) -> None:
