@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 from ..errors import MemoryReadError
 from ..memory import MemorySource
 from .heuristics import VersionEvidence, infer_version
-from .layouts import TCACHE_MAX_BINS, GlibcVersion, Layout
+from .layouts import GlibcVersion, Layout, shape_representatives
 from .model import ArenaInfo, Overrides, TcacheInfo, struct_field
 from .segments import ByteOrder, HeapMemory
 
@@ -33,7 +33,7 @@ class TcacheLocator:
     ps: int
     order: ByteOrder
     notes: List[str]
-    mp_newer: Optional[bool]
+    mp_newer: "Optional[bool | Layout]"
     hi_size: Optional[int]
 
     def layout(self, version: Union[GlibcVersion, Tuple[int, int]]) -> Layout:  # pragma: no cover - abstract
@@ -45,8 +45,10 @@ class TcacheLocator:
             data = self.src.read(addr, tp.size)
         except MemoryReadError:
             return None
-        counts = tuple(struct_field(data, tp, "counts", self.order, i) for i in range(TCACHE_MAX_BINS))
-        entries = tuple(struct_field(data, tp, "entries", self.order, i) for i in range(TCACHE_MAX_BINS))
+        # raw counts[] (chunks held) or num_slots[] (free slots left, 2.42+); see Layout.tcache_held
+        counts = tuple(struct_field(data, tp, layout.tcache_counts_field, self.order, i)
+                       for i in range(layout.tcache_bins))
+        entries = tuple(struct_field(data, tp, "entries", self.order, i) for i in range(layout.tcache_bins))
         return TcacheInfo(addr, how, counts, entries, arena)
 
     def _plausible_tcache(self, layout: Layout, t: TcacheInfo, memory: HeapMemory) -> bool:
@@ -76,12 +78,17 @@ class TcacheLocator:
             if t is None:
                 self.notes.append(f"tcache at {addr:#x} is unreadable")
                 continue
+            if seg is None and layout.facts.tcache_dummy and not any(t.counts) and not any(t.entries):
+                continue  # 2.43: a thread without a tcache points at libc's zeroed static dummy
             seen.add(addr)
             out.append(t)
         if not self.ov.tcache_heuristic:
             return out
         want = layout.tcache_chunk_size
-        alt = {self.layout((2, 29)).tcache_chunk_size, self.layout((2, 30)).tcache_chunk_size}
+        shapes = {}  # tcache chunk size -> a layout with that tcache_perthread_struct
+        for version in shape_representatives("tcache_perthread", self.ps):
+            shapes.setdefault(self.layout(version).tcache_chunk_size, self.layout(version))
+        alt = set(shapes)
         for arena in arenas:
             if not arena.segments:
                 continue
@@ -97,8 +104,7 @@ class TcacheLocator:
             addr = first.start + layout.chunk_hdr
             if addr in seen:
                 continue
-            lay = layout if size == want else (self.layout((2, 30)) if size == self.layout((2, 30)).tcache_chunk_size
-                                                else self.layout((2, 29)))
+            lay = layout if size == want else shapes[size]
             t = self.read_tcache(lay, addr, "first-chunk", arena.address)
             if t is None or not self._plausible_tcache(lay, t, memory):
                 continue
