@@ -188,6 +188,9 @@ class ReleaseFacts:
     mmap_chunk_trailer: bool = False
     #: 2.43: an idle thread's ``tcache`` points to a static zeroed dummy, not NULL
     tcache_dummy: bool = False
+    #: the tcache is its heap's first chunk (made by the thread's first malloc);
+    #: 2.43 makes it at the first free(), anywhere in the heap
+    tcache_first_chunk: bool = True
 
 
 #: (first release, facts that change there, why): one row per divergence.
@@ -205,7 +208,7 @@ RELEASES: Tuple[Tuple[Tuple[int, int], Mapping[str, object], str], ...] = (
      "large tcache bins, num_slots counting down"),
     ((2, 43), {"fastbins": False, "have_fastchunks": False, "tcache_fill_count": 16,
                "tcache_max_bytes_csize": True, "mp_thp_mode": True, "mmap_chunk_trailer": True,
-               "tcache_dummy": True},
+               "tcache_dummy": True, "tcache_first_chunk": False},
      "fastbins removed, tcache fill count 16, malloc_par.thp_mode, mmapped chunk layout"),
 )
 

@@ -63,6 +63,7 @@ class _Locator(TcacheLocator, MmappedLocator):
         #: structural facts for version inference (see heuristics.infer_version)
         self.mp_newer: "Optional[bool | Layout]" = None
         self.version_known = False
+        self.tcache_fill = 0  #: mp_.tcache_count once read (0: the release's default)
         self.hi_size: Optional[int] = None
 
     # -- violations ------------------------------------------------------------
@@ -121,6 +122,7 @@ class _Locator(TcacheLocator, MmappedLocator):
                 self.heap_segments(layout, arena, hms, {a.address for a in arenas})
             for seg in arena.segments:
                 memory.add(seg)
+        self.tcache_fill = mp_values.get("tcache_count") or 0
         tcaches = self.find_tcaches(layout, arenas, memory)
         if evidence is not None:
             # refine the release with tcache facts, then rebuild the layout if it moved
