@@ -158,7 +158,8 @@ class TcacheLocator:
             held = layout.tcache_held(raw, fill)
             if held < 0 or (held == 0) != (entry == 0):
                 bad += 1
-        return bad <= 2 and any(t.entries) or bad == 0
+        # a zeroed chunk of that size fails every bin (num_slots 0: full, but no head)
+        return bad <= 2
 
     def version_evidence(self, layout: Layout, tcaches: Sequence[TcacheInfo],
                          memory: HeapMemory) -> VersionEvidence:
