@@ -37,6 +37,7 @@ from .model import (
 )
 from .segments import HeapMemory, HeapSegment, byteorder_of, readable_extent
 from .tcaches import TcacheLocator
+from .tunables import malloc_params, read_tunables
 from .version import VersionInfo, detect_version
 
 __all__ = [
@@ -122,7 +123,10 @@ class _Locator(TcacheLocator, MmappedLocator):
                 self.heap_segments(layout, arena, hms, {a.address for a in arenas})
             for seg in arena.segments:
                 memory.add(seg)
-        self.tcache_fill = mp_values.get("tcache_count") or 0
+        tunables = read_tunables(self.src)
+        if tunables:
+            self.notes.append(f"GLIBC_TUNABLES={tunables.text} (from {tunables.how})")
+        self.tcache_fill = malloc_params(layout, mp_values, tunables)["tcache_count"]
         tcaches = self.find_tcaches(layout, arenas, memory)
         if evidence is not None:
             # refine the release with tcache facts, then rebuild the layout if it moved
@@ -154,7 +158,7 @@ class _Locator(TcacheLocator, MmappedLocator):
             mp=mp, mp_how=mp_how, mp_values=mp_values, sbrk_base=sbrk, heap_max_size=hms,
             global_max_fast=gmf, arenas=arenas, tcaches=tcaches, mmapped=mmapped, memory=memory,
             limits=self.limits, tcache_key=key, tcache_key_how=key_how, violations=self.findings,
-            notes=self.notes, layout_mismatches=mismatches,
+            notes=self.notes, layout_mismatches=mismatches, tunables=tunables,
         )
         for err in memory.read_errors:
             self.notes.append(f"cannot read heap segment {err[0]:#x}+{err[1]:#x}: {err[2]}")
