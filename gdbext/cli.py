@@ -10,6 +10,7 @@ temporary files and writes no report.
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import signal
@@ -118,12 +119,21 @@ def _write_atomically(path: str, text: str) -> None:
         raise
 
 
+def _escape_lines(text: str) -> str:
+    """``text`` line by line with :func:`escape_controls`: its ``\\n`` stay, no other control does (not even
+    the other line breaks ``str.splitlines`` knows)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return "".join(escape_controls(line) + "\n" for line in lines)
+
+
 def _cmd_gdb(args: argparse.Namespace) -> int:
     """Run gdb in batch with gdbext loaded on BINARY [CORE], then the -ex commands."""
     result = run_gdb(args.binary, args.core, commands=args.ex, spec_files=args.specs, timeout=args.timeout,
                      auto_load=args.auto_load)
-    sys.stdout.write(result.stdout)
-    sys.stderr.write("".join(escape_controls(line) + "\n" for line in result.stderr.splitlines()))
+    sys.stdout.write(_escape_lines(result.stdout))
+    sys.stderr.write(_escape_lines(result.stderr))
     if has_traceback(result.output):
         return EXIT_ERROR
     return EXIT_OK if result.returncode == 0 else EXIT_ERROR
@@ -133,7 +143,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     """Summarise a core without gdb: threads, signal, mappings, build-ids."""
     from .coreinfo import print_core_info
 
-    print_core_info(args.core, args.binary, sys.stdout)
+    text = io.StringIO()
+    print_core_info(args.core, args.binary, text)  # file names and paths in it come from the core
+    sys.stdout.write(_escape_lines(text.getvalue()))
     return EXIT_OK
 
 

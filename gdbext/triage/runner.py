@@ -94,7 +94,8 @@ def _run_report(binary: str, core: str, pools: Sequence[str], timeout: float, me
             line = next(ln for ln in result.output.splitlines() if any(m in ln for m in TRACEBACK_MARKERS))
             raise GdbextError(f"gdb printed a Python error: {line.strip()}")
         if not os.path.exists(out):
-            raise GdbextError(f"gdb wrote no report: {_first_error(result.stderr or result.stdout)}")
+            limit = f" (gdb ran under --max-memory {memory_mib} MiB)" if memory_mib > 0 else ""
+            raise GdbextError(f"gdb wrote no report: {_first_error(result.stderr or result.stdout)}{limit}")
         try:
             with open(out, encoding="utf-8") as fh:
                 report = json.load(fh)
