@@ -93,10 +93,19 @@ def plain_core(path: str) -> Iterator[str]:
     fd, tmp = tempfile.mkstemp(prefix="gdbext-core-")
     try:
         with os.fdopen(fd, "wb") as out, lzma.open(path) as src:
-            shutil.copyfileobj(src, out, 1 << 20)
+            while not _CANCELLED.is_set():
+                block = src.read(1 << 20)
+                if not block:
+                    break
+                out.write(block)
+        if _CANCELLED.is_set():
+            raise GdbextError("cancelled")
     except (lzma.LZMAError, EOFError, OSError) as err:
         os.unlink(tmp)
         raise CoreFileError(f"cannot decompress {path}: {err}") from None
+    except BaseException:  # cancelled, or a signal: no partial copy stays behind
+        os.unlink(tmp)
+        raise
     try:
         yield tmp
     finally:
@@ -155,6 +164,8 @@ def _communicate(argv: List[str], timeout: float, memory_mib: int) -> Tuple[int,
                             text=True, errors="replace", start_new_session=True)
     _LIVE.add(proc)
     try:
+        if _CANCELLED.is_set():  # cancel_all() ran between Popen and add(): it did not see this gdb
+            _kill_group(proc)
         _limit_memory(proc.pid, memory_mib)
         try:
             stdout, stderr = proc.communicate(timeout=timeout)

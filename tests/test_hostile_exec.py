@@ -6,6 +6,7 @@ Every payload, if it ran, creates a file in a "pwned" folder; the tests fail whe
 oracle for "analysed" is the fixture's own story: the double_free core has a double free (exit 1).
 """
 import json
+import lzma
 import os
 import resource
 import shutil
@@ -285,3 +286,61 @@ def test_a_tiny_memory_budget_is_exit_2_in_one_line():
     res = _triage([os.path.join(CORES, "double_free"), os.path.join(CORES, "double_free.core.xz"),
                    "--max-memory", "40"])
     assert res.returncode == 2 and len(res.stderr.splitlines()) == 1 and not has_traceback(res.stderr), res.stderr
+
+
+def test_cancel_during_decompression_leaves_no_partial_core(tmp_path, plain_double_free):
+    """SIGTERM while a large .xz core is being decompressed (or, if that was quick, while gdb hangs)."""
+    big = tmp_path / "big.core.xz"
+    with open(plain_double_free, "rb") as fh:
+        head = fh.read(1 << 16)
+    with lzma.open(big, "wb", preset=0) as out:
+        out.write(head)
+        zeros = bytes(1 << 20)
+        for _ in range(384):
+            out.write(zeros)
+    wrapper = tmp_path / "slow-gdb"
+    tag = f"317.{os.getpid() % 1000}"
+    wrapper.write_text(f"#!/bin/sh\nexec {find_gdb()} -iex 'shell sleep {tag}' \"$@\"\n")
+    wrapper.chmod(0o755)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, GDB=str(wrapper), TMPDIR=str(tmp), PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "gdbext", "triage", os.path.join(CORES, "double_free"),
+                             str(big)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.listdir(tmp) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.listdir(tmp), "decompression never started"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for pid in _sleepers(tag):
+        os.kill(pid, signal.SIGKILL)
+    assert proc.returncode == 143, err
+    assert os.listdir(tmp) == [], "a partial decompressed core was left behind"
+
+
+def test_a_text_file_posing_as_the_program_is_not_taken_for_gdbinit(tmp_path):
+    """gdbinit.example recognises itself by its text; a bundle's non-ELF 'program' holding that text is not
+    kept open by gdb, so its folder is never a candidate."""
+    pwned = tmp_path / "pwned"
+    pwned.mkdir()
+    (tmp_path / "gdbext").mkdir()
+    (tmp_path / "gdbext" / "__init__.py").write_text(_payload(pwned, "package") + "def register():\n    pass\n")
+    with open(GDBINIT, encoding="utf-8") as fh:
+        (tmp_path / "prog").write_text(fh.read())
+    out = _gdb(["-x", GDBINIT] + _WHERE + [str(tmp_path / "prog")], str(tmp_path), {"GDBEXT_HOME": ""})
+    assert os.listdir(pwned) == [] and _loaded_ours(out), out
+
+
+def test_gdbext_gdb_autoloads_nothing_unless_asked(bundle, tmp_path):
+    env = dict(os.environ, GDB=_permissive_gdb(tmp_path), PYTHONPATH=ROOT)
+    cmd = [sys.executable, "-P", "-m", "gdbext", "gdb", bundle["prog"], bundle["core"], "-ex", "info auto-load"]
+    proc = subprocess.run(cmd, cwd=str(bundle["cwd"]), env=env, capture_output=True, text=True, timeout=120)
+    assert os.listdir(bundle["pwned"]) == [], proc.stdout + proc.stderr
+    proc = subprocess.run(cmd + ["--auto-load"], cwd=str(bundle["cwd"]), env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert os.listdir(bundle["pwned"]) == ["bundle-gdb.py"], proc.stdout + proc.stderr  # the control: it bites
