@@ -77,7 +77,8 @@ class PoolPrinter(ValuePrinter):
             mem = GdbInferiorSource(require_target=False)
             self._report = walk_pool(mem, resolve(spec, GdbEvaluator()))
         except GdbextError as err:
-            self._error = f"<pool {spec.name}: {err}>"
+            text = str(err)
+            self._error = f"<{text}>" if text.startswith(f"pool {spec.name}: ") else f"<pool {spec.name}: {text}>"
 
     def to_string(self) -> str:
         if self._report is None:

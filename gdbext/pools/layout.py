@@ -136,12 +136,12 @@ def resolve(spec: PoolSpec, ev: Evaluator) -> ResolvedPool:
         try:
             return ev.eval_int(expr)
         except SpecError as err:
-            raise SpecError(f"pool {spec.name}: {what} {expr!r}: {err}") from None
+            raise SpecError(f"pool {spec.name}: {what}: {expr!r}: {err}") from None
 
     try:
         root = ev.eval_address(spec.root) if spec.root is not None else None
     except SpecError as err:
-        raise SpecError(f"pool {spec.name}: root {spec.root!r}: {err}") from None
+        raise SpecError(f"pool {spec.name}: root: {spec.root!r}: {err}") from None
     free_head = num(spec.free_list.head, "free_list.head") if spec.free_list is not None else None
     used: Tuple[int, ...] = ()
     free: Tuple[int, ...] = ()

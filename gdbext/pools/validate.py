@@ -36,14 +36,19 @@ _PAYLOAD_ARRAY_MIN = 8
 
 @dataclass(frozen=True)
 class Problem:
-    """One mistake in a spec: the pool, the spec field, and what is wrong."""
+    """One mistake in a spec: the pool, the spec field, and what is wrong.
+
+    ``certain`` is False for what memory suggests but corruption could also explain (a free-list
+    head outside the pool): it is shown, and the spec is kept.
+    """
 
     pool: str
     field: str
     message: str
+    certain: bool = True
 
     def text(self) -> str:
-        return f"pool {self.pool}: {self.field}: {self.message}"
+        return f"pool {self.pool}: {self.field}: {self.message}" + ("" if self.certain else " (or corruption)")
 
 
 def _fail(field: str, message: str) -> None:
@@ -151,8 +156,8 @@ def check_pool(pool: ResolvedPool, report: Optional[PoolReport], slot_type_size:
     spec = pool.spec
     out: List[Problem] = []
 
-    def add(field: str, message: str) -> None:
-        out.append(Problem(spec.name, field, message))
+    def add(field: str, message: str, certain: bool = True) -> None:
+        out.append(Problem(spec.name, field, message, certain))
 
     hdr_end = spec.header_offset + pool.header.size
     if isinstance(spec.geometry, FixedSlots):
@@ -183,7 +188,7 @@ def check_pool(pool: ResolvedPool, report: Optional[PoolReport], slot_type_size:
             add("free_list.link", f"field at chunk offset {at} lies outside the {pool.slot_size}-byte slot")
     if report is None:
         return out
-    if isinstance(spec.in_use, Magic) and report.chunks and not (report.in_use or report.free):
+    if isinstance(spec.in_use, Magic) and len(report.chunks) > 1 and not (report.in_use or report.free):
         f = spec.in_use.field
         seen = sorted({c.fields.get(f) for c in report.chunks if c.fields.get(f) is not None})[:3]
         add("in_use.used", f"magic {', '.join(f'{v:#x}' for v in pool.magic_used)} (mask "
@@ -191,12 +196,12 @@ def check_pool(pool: ResolvedPool, report: Optional[PoolReport], slot_type_size:
                            f"{len(report.chunks)}; field '{f}' holds " + ", ".join(f"{v:#x}" for v in seen))
     head_bad = [a for a in report.anomalies if a.kind.startswith("freelist") and "free-list head" in a.message]
     for a in head_bad:
-        add("free_list.head", f"{a.message} (wrong head expression, or points_to?)")
+        add("free_list.head", f"{a.message}: wrong head expression, or points_to?", certain=False)
     if spec.free_list is not None and report.free_list and report.chunks:
         listed_used = sum(1 for c in report.chunks if c.in_free_list and c.state == "in-use")
         if listed_used == len(report.free_list) and not isinstance(spec.in_use, InFreeList):
             add("free_list.link", f"every one of the {listed_used} free-list node(s) is an in-use chunk: "
-                                  f"wrong link field, or points_to?")
+                                  f"wrong link field, or points_to?", certain=len(report.free_list) > 1)
     return out
 
 
@@ -208,6 +213,15 @@ class Validation:
     problems: List[Problem]
     pool: Optional[ResolvedPool] = None
     report: Optional[PoolReport] = None
+
+    @property
+    def errors(self) -> List[Problem]:
+        """The certain problems: the spec is wrong."""
+        return [p for p in self.problems if p.certain]
+
+    @property
+    def warnings(self) -> List[Problem]:
+        return [p for p in self.problems if not p.certain]
 
 
 def validate(spec: PoolSpec, ev: Evaluator, mem: Optional[MemorySource] = None,
