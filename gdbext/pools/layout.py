@@ -84,8 +84,11 @@ def layout_from_construct(struct: construct.Construct, name: str = "header") -> 
     for sub in subcons:
         size = sub.sizeof()
         if sub.name:
-            count = getattr(sub, "count", 1) if isinstance(sub, construct.Array) else 1
-            inner = sub.subcon if isinstance(sub, construct.Array) else sub
+            core = sub
+            while isinstance(core, construct.Renamed):  # "name" / Array(...) wraps the array
+                core = core.subcon
+            count = core.count if isinstance(core, construct.Array) and isinstance(core.count, int) else 1
+            inner = core.subcon if isinstance(core, construct.Array) else core
             signed = bool(getattr(inner, "signed", False))
             fields[sub.name] = HeaderField(sub.name, offset, size, int(count), signed)
         offset += size
@@ -134,9 +137,12 @@ def resolve(spec: PoolSpec, ev: Evaluator) -> ResolvedPool:
 
     def num(expr: Expr, what: str) -> int:
         try:
-            return ev.eval_int(expr)
+            value = ev.eval_int(expr)
         except SpecError as err:
             raise SpecError(f"pool {spec.name}: {what}: {expr!r}: {err}") from None
+        if not isinstance(value, int):
+            raise SpecError(f"pool {spec.name}: {what}: {expr!r} is not a number ({value!r})")
+        return value
 
     try:
         root = ev.eval_address(spec.root) if spec.root is not None else None

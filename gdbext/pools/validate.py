@@ -30,8 +30,8 @@ from .walk import PoolReport, walk_pool
 
 __all__ = ["Problem", "check_static", "check_layout", "check_pool", "validate", "Validation"]
 
-#: A byte array at least this long in a header, named by no role, looks like the payload itself.
-_PAYLOAD_ARRAY_MIN = 8
+#: A byte array (or blob) at least this long in a header, after every field a role names, looks like the payload.
+_PAYLOAD_ARRAY_MIN = 16
 
 
 @dataclass(frozen=True)
@@ -136,9 +136,11 @@ def check_layout(spec: PoolSpec, header: HeaderLayout) -> None:
     for role, name in roles:
         header.get(name, role)
     named = {name for _, name in roles if name}
+    last_role = max((header.fields[n].offset for n in named), default=-1)
     if spec.payload_offset is None:
         for f in header.fields.values():
-            if f.name not in named and f.count >= _PAYLOAD_ARRAY_MIN and f.element_size == 1:
+            blob = f.size >= _PAYLOAD_ARRAY_MIN and (f.element_size == 1 or (f.count == 1 and f.size > 8))
+            if f.name not in named and blob and f.offset > last_role:
                 _fail("payload_offset", f"missing, but header {header.name} holds {f.size}-byte array "
                                         f"'{f.name}' at offset {f.offset}, which looks like the payload: "
                                         f"set payload_offset={spec.header_offset + f.offset} or name the "
