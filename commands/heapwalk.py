@@ -176,7 +176,7 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
                    "size": c.size, "state": c.state, "bin": "free-list" if c.in_free_list else None,
                    "usable": c.usable_size, "requested": c.requested_size,
                    "preview": _preview(mem, c.user_address, c.usable_size),
-                   "anomalies": [a.kind for a in c.anomalies]}
+                   "anomalies": [a.kind for a in c.anomalies], "label": c.label}
 
     def _list(self, mem, heap, reports, flt: _Filter, limit: Optional[int], as_json: bool) -> None:
         def rows():
@@ -297,6 +297,8 @@ def _text_row(row: Dict[str, object]) -> str:
     state = str(row["state"]) + (f" {row['bin']}" if row.get("bin") else "")
     extra = f" req {row['requested']}" if row.get("requested") is not None else ""
     anomalies = f" !! {','.join(row['anomalies'])}" if row.get("anomalies") else ""  # type: ignore[arg-type]
+    if row.get("label") is not None:
+        anomalies = f' "{row["label"]}"' + anomalies
     return (f"{row['address']:#x} {row['size']:#8x} {state:<16} usable {row['usable']:#6x}{extra} "
             f"{row['heap']}  {_preview_text(row['preview'])}{anomalies}")  # type: ignore[arg-type]
 

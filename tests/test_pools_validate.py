@@ -76,7 +76,7 @@ def test_magic_that_matches_no_slot():
     mem = build_pool("uufuff", {2: 4, 4: 5, 5: None}, 2)
     s = spec(in_use=Magic("magic", used=0xC0FFEE01, free=0xF4EE0000), free_list=None)
     got = problems(s, mem)
-    assert got == [f"pool p: in_use.used: magic 0xc0ffee01 (mask 0xffffffffffffffff) matches no slot of 6; "
+    assert got == [f"pool p: in_use.used: magic 0xc0ffee01 (mask 0xffffffff) matches no slot of 6; "
                    f"field 'magic' holds {USED:#x}, {FREE:#x}"]
     # corruption alone never looks like that: one slot with a bad magic among good ones is an anomaly
     mem = build_pool("uufuff", {2: 4, 4: 5, 5: None}, 2, overflow=(SLOT, b"XXXX"))

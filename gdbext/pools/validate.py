@@ -193,8 +193,9 @@ def check_pool(pool: ResolvedPool, report: Optional[PoolReport], slot_type_size:
     if isinstance(spec.in_use, Magic) and len(report.chunks) > 1 and not (report.in_use or report.free):
         f = spec.in_use.field
         seen = sorted({c.fields.get(f) for c in report.chunks if c.fields.get(f) is not None})[:3]
-        add("in_use.used", f"magic {', '.join(f'{v:#x}' for v in pool.magic_used)} (mask "
-                           f"{spec.in_use.mask & 0xFFFFFFFFFFFFFFFF:#x}) matches no slot of "
+        width = (1 << (8 * pool.header.fields[f].size)) - 1
+        add("in_use.used", f"magic {', '.join(f'{v & width:#x}' for v in pool.magic_used)} (mask "
+                           f"{spec.in_use.mask & width:#x}) matches no slot of "
                            f"{len(report.chunks)}; field '{f}' holds " + ", ".join(f"{v:#x}" for v in seen))
     head_bad = [a for a in report.anomalies if a.kind.startswith("freelist") and "free-list head" in a.message]
     for a in head_bad:

@@ -158,7 +158,8 @@ def _state(pool: ResolvedPool, fields: Dict[str, int], in_list: bool) -> Tuple[s
             return "in-use", None
         if value & pred.mask in pool.magic_free:
             return "free", None
-        masked = "" if pred.mask == -1 else f" (under mask {pred.mask & ((1 << 64) - 1):#x})"
+        width = (1 << (8 * pool.header.fields[pred.field].size)) - 1
+        masked = "" if pred.mask & width == width else f" (under mask {pred.mask & width:#x})"
         return "corrupt", f"{pred.field} = {value:#x} is neither the in-use nor the free magic{masked}"
     if isinstance(pred, FlagBit):
         bit = bool(fields.get(pred.field, 0) & pred.mask)
