@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .layout import Evaluator, HeaderField, HeaderLayout, ResolvedPool, layout_from_construct, resolve
 from .spec import (MAX_POOL_CHUNKS, Chained, Expr, Fill, FixedSlots, FlagBit, FreeList, Guard, InFreeList, Magic,
-                   PointsTo, PoolSpec, Tree)
+                   Nodes, PointsTo, PoolSpec, Tree)
 from .validate import Problem, Validation, validate
 from .walk import PoolAnomaly, PoolChunk, PoolReport, iter_chunk_spans, walk_pool
 
@@ -28,6 +28,7 @@ __all__ = [
     "FixedSlots",
     "Chained",
     "Tree",
+    "Nodes",
     "Magic",
     "FlagBit",
     "InFreeList",

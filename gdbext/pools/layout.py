@@ -14,7 +14,7 @@ from typing import Dict, Mapping, Optional, Tuple, Union
 import construct
 
 from ..errors import SpecError
-from .spec import MAX_POOL_CHUNKS, Chained, Expr, FixedSlots, Magic, PoolSpec, Tree
+from .spec import MAX_POOL_CHUNKS, Chained, Expr, FixedSlots, Magic, Nodes, PoolSpec, Tree
 
 __all__ = ["HeaderField", "HeaderLayout", "Evaluator", "ResolvedPool", "resolve", "layout_from_construct"]
 
@@ -99,8 +99,8 @@ def layout_from_construct(struct: construct.Construct, name: str = "header") -> 
 class ResolvedPool:
     """A pool spec with every expression evaluated: only numbers and offsets.
 
-    For a :class:`~gdbext.pools.spec.Tree`, ``first`` is the root header until the walk has
-    run; the walk's report then carries the span of the nodes it found.
+    For a :class:`~gdbext.pools.spec.Tree` or :class:`~gdbext.pools.spec.Nodes`, ``first`` is the
+    root (head) header until the walk has run; the walk's report then carries the span of what it found.
     """
 
     spec: PoolSpec
@@ -157,8 +157,8 @@ def resolve(spec: PoolSpec, ev: Evaluator) -> ResolvedPool:
         used = tuple(num(v, "in_use.used") & mask for v in u)
         free = tuple(num(v, "in_use.free") & mask for v in f)
     common = dict(free_head=free_head, root=root, magic_used=used, magic_free=free)
-    if isinstance(geo, Tree):
-        first = num(geo.root, "geometry.root")
+    if isinstance(geo, (Tree, Nodes)):
+        first = num(geo.root if isinstance(geo, Tree) else geo.head, f"geometry.{'root' if isinstance(geo, Tree) else 'head'}")
         return ResolvedPool(spec, header, first, end=first + header.size, **common)  # type: ignore[arg-type]
     first = num(geo.first, "geometry.first")
     if isinstance(geo, FixedSlots):

@@ -14,6 +14,12 @@ change with the release.
   ``flags`` are flags (FREE 1, LOOP 2, POOL 4, POOLMEM 8), the rest is a
   magic drawn at start-up; a freed chunk gets the build's fixed magic, and
   its ``name`` becomes the file:line of the free.
+* APR 1.7 (``libapr1-dev``): a pool allocates from memory nodes (the
+  public ``apr_memnode_t``: next, ref, index, free_index, first_avail,
+  endp; 40 bytes), on Debian mmapped page by page, chained in a ring from
+  the private ``apr_pool_t``'s ``active`` field (its twelfth pointer,
+  offset 88, in a build without APR_POOL_DEBUG).  Allocations carry no
+  header: ``first_avail`` is where the next one starts.
 """
 from __future__ import annotations
 
@@ -21,9 +27,9 @@ from typing import Tuple
 
 import construct as c
 
-from .spec import Chained, Magic, PoolSpec, Tree
+from .spec import Chained, Magic, Nodes, PoolSpec, Tree
 
-__all__ = ["TALLOC_CHUNK", "talloc_free_magic", "talloc_pool", "talloc_tree"]
+__all__ = ["TALLOC_CHUNK", "talloc_free_magic", "talloc_pool", "talloc_tree", "APR_MEMNODE", "apr_pool"]
 
 #: struct talloc_chunk of talloc 2.4 (x86-64), padded to TC_HDR_SIZE (96).
 TALLOC_CHUNK = c.Struct(
@@ -73,4 +79,23 @@ def talloc_tree(name: str, root: str, version: Tuple[int, int, int] = (2, 4, 0))
         in_use=_magic(root, version),
         requested_size="size",
         label="name",
+    )
+
+
+#: apr_memnode_t of APR 1.7 (x86-64): APR_MEMNODE_T_SIZE is 40.
+APR_MEMNODE = c.Struct(
+    "next" / c.Int64ul, "ref" / c.Int64ul, "index" / c.Int32ul, "free_index" / c.Int32ul,
+    "first_avail" / c.Int64ul, "endp" / c.Int64ul,
+)
+_APR_ACTIVE = 88  #: offsetof(apr_pool_t, active) without APR_POOL_DEBUG
+
+
+def apr_pool(name: str, pool: str) -> PoolSpec:
+    """The nodes of one APR pool; ``pool`` is an expression for its ``apr_pool_t *``."""
+    return PoolSpec(
+        name=name,
+        root=pool,
+        geometry=Nodes(head=f"*(char **)((char *)({pool}) + {_APR_ACTIVE})", next="next",
+                       used_end="first_avail", end="endp", ring=True),
+        header=APR_MEMNODE,
     )

@@ -18,6 +18,7 @@ __all__ = [
     "FixedSlots",
     "Chained",
     "Tree",
+    "Nodes",
     "Magic",
     "FlagBit",
     "InFreeList",
@@ -87,6 +88,24 @@ class Tree:
 
 
 @dataclass(frozen=True)
+class Nodes:
+    """Memory nodes in a chain from ``head``, allocations carved from each without a header (APR pools).
+
+    A node is ``[node header | allocations ... | free space]``: the header's ``used_end`` field points to
+    its first free byte and ``end`` one past the node; ``next`` links the nodes.  ``ring``: the chain
+    comes back to ``head`` (APR's active ring) instead of ending with NULL.  Each node is one chunk:
+    its usable bytes run to ``end`` and the bytes handed out (its requested size) to ``used_end``.
+    Allocations have no header, so a finding names the pool and the node.
+    """
+
+    head: Expr
+    next: str
+    used_end: str
+    end: str
+    ring: bool = True
+
+
+@dataclass(frozen=True)
 class Magic:
     """In use when ``field & mask`` holds ``used``; free when it holds ``free``; anything else is corrupt.
 
@@ -153,7 +172,7 @@ class PoolSpec:
     """Everything needed to walk one custom pool.
 
     :param name: the pool's name in listings (``heapwalk --pool NAME``)
-    :param geometry: :class:`FixedSlots`, :class:`Chained` or :class:`Tree`
+    :param geometry: :class:`FixedSlots`, :class:`Chained`, :class:`Tree` or :class:`Nodes`
     :param header: header type: a DWARF type name (``"struct slot_hdr"``) or a construct ``Struct``
     :param root: the pool object (an expression); ``print ROOT`` shows the pool printer
     :param type_name: values of this type are printed as the pool too (e.g. ``"struct pool"``)
@@ -171,7 +190,7 @@ class PoolSpec:
     """
 
     name: str
-    geometry: Union[FixedSlots, Chained, Tree]
+    geometry: Union[FixedSlots, Chained, Tree, Nodes]
     header: Union[str, construct.Construct]
     root: Optional[Expr] = None
     type_name: Optional[str] = None

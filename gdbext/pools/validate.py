@@ -25,7 +25,7 @@ import construct
 from ..errors import SpecError
 from ..memory import MemorySource
 from .layout import Evaluator, HeaderLayout, ResolvedPool, resolve
-from .spec import Chained, FixedSlots, FlagBit, InFreeList, Magic, PointsTo, PoolSpec, Tree
+from .spec import Chained, FixedSlots, FlagBit, InFreeList, Magic, Nodes, PointsTo, PoolSpec, Tree
 from .walk import PoolReport, walk_pool
 
 __all__ = ["Problem", "check_static", "check_layout", "check_pool", "validate", "Validation"]
@@ -70,8 +70,8 @@ def check_static(spec: PoolSpec) -> None:
 def _check_static(spec: PoolSpec) -> None:
     if not isinstance(spec.name, str) or not spec.name.strip() or any(c.isspace() for c in spec.name):
         _fail("name", f"{spec.name!r} must be a non-empty word (heapwalk --pool NAME)")
-    if not isinstance(spec.geometry, (FixedSlots, Chained, Tree)):
-        _fail("geometry", f"{type(spec.geometry).__name__} is not FixedSlots, Chained or Tree")
+    if not isinstance(spec.geometry, (FixedSlots, Chained, Tree, Nodes)):
+        _fail("geometry", f"{type(spec.geometry).__name__} is not FixedSlots, Chained, Tree or Nodes")
     if not isinstance(spec.header, (str, construct.Construct)):
         _fail("header", f"{spec.header!r} is neither a type name nor a construct Struct")
     for name in ("header_offset", "payload_offset", "payload_size"):
@@ -96,7 +96,7 @@ def _check_static(spec: PoolSpec) -> None:
             _fail("in_use.mask", f"{spec.in_use.mask!r} must be a non-zero integer mask")
     if isinstance(spec.in_use, FlagBit) and (not _is_int(spec.in_use.mask) or spec.in_use.mask == 0):
         _fail("in_use.mask", f"{spec.in_use.mask!r} must be a non-zero integer mask")
-    if isinstance(spec.in_use, InFreeList) and spec.free_list is None:
+    if isinstance(spec.in_use, InFreeList) and spec.free_list is None and not isinstance(spec.geometry, Nodes):
         _fail("in_use", "InFreeList() needs a free_list to tell free chunks")
     if spec.free_list is not None and spec.free_list.points_to not in {p.value for p in PointsTo}:
         _fail("free_list.points_to", f"{spec.free_list.points_to!r} is neither 'header' nor 'payload'")
@@ -133,6 +133,8 @@ def check_layout(spec: PoolSpec, header: HeaderLayout) -> None:
     if isinstance(geo, Tree):
         roles += [("geometry.child", geo.child), ("geometry.sibling", geo.sibling),
                   ("geometry.size_field", geo.size_field)]
+    if isinstance(geo, Nodes):
+        roles += [("geometry.next", geo.next), ("geometry.used_end", geo.used_end), ("geometry.end", geo.end)]
     for role, name in roles:
         header.get(name, role)
     named = {name for _, name in roles if name}
@@ -147,7 +149,8 @@ def check_layout(spec: PoolSpec, header: HeaderLayout) -> None:
                                         f"header struct alone")
     for role, name in roles:
         f = header.get(name, role)
-        if f is not None and role in ("free_list.link", "geometry.child", "geometry.sibling") \
+        if f is not None and role in ("free_list.link", "geometry.child", "geometry.sibling", "geometry.next",
+                                      "geometry.used_end", "geometry.end") \
                 and f.element_size not in (4, 8):
             _fail(role, f"field '{name}' is {f.size} bytes, not a pointer")
 
@@ -239,6 +242,6 @@ def validate(spec: PoolSpec, ev: Evaluator, mem: Optional[MemorySource] = None,
         field, _, message = body.partition(": ")
         return Validation(spec, [Problem(str(spec.name), field, message or body)])
     report = walk_pool(mem, pool) if mem is not None else None
-    if report is not None and isinstance(spec.geometry, Tree):
+    if report is not None and isinstance(spec.geometry, (Tree, Nodes)):
         pool = report.pool
     return Validation(spec, check_pool(pool, report, slot_type_size), pool, report)

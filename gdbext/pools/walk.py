@@ -16,7 +16,7 @@ from ..errors import MemoryReadError
 from ..memory import MemorySource
 from ..textutil import c_escape
 from .layout import HeaderField, HeaderLayout, ResolvedPool
-from .spec import MAX_POOL_CHUNKS, FixedSlots, FlagBit, Magic, PointsTo, Tree
+from .spec import MAX_POOL_CHUNKS, FixedSlots, FlagBit, Magic, Nodes, PointsTo, Tree
 
 __all__ = ["PoolAnomaly", "PoolChunk", "PoolReport", "walk_pool", "iter_chunk_spans"]
 
@@ -30,6 +30,7 @@ class PoolAnomaly:
     address: Optional[int] = None
     chunk: Optional[int] = None  #: chunk index
     data: bytes = b""
+    field: Optional[str] = None  #: the header field that holds ``data``, when one does
 
     def text(self) -> str:
         where = f" at {self.address:#x}" if self.address is not None else ""
@@ -63,6 +64,8 @@ class PoolReport:
     free_list: List[int] = field(default_factory=list)  #: chunk addresses in list order
     anomalies: List[PoolAnomaly] = field(default_factory=list)
     stopped: Optional[str] = None  #: why the walk ended early, if it did
+    #: chunk address -> the anomaly that makes it corrupt, found while following the geometry (nodes)
+    corrupt_at: Dict[int, PoolAnomaly] = field(default_factory=dict, repr=False)
 
     @property
     def in_use(self) -> int:
@@ -221,6 +224,9 @@ def iter_chunk_spans(mem: MemorySource, pool: ResolvedPool, report: PoolReport) 
     if isinstance(geo, Tree):
         yield from _tree_spans(mem, pool, report)
         return
+    if isinstance(geo, Nodes):
+        yield from _node_spans(mem, pool, report)
+        return
     size_f = pool.header.fields[geo.size_field]
     addr, i = pool.first, 0
     while addr < pool.end:
@@ -287,6 +293,68 @@ def _tree_spans(mem: MemorySource, pool: ResolvedPool, report: PoolReport) -> It
                 stack.append((link - to_chunk, f"the {what} link of {addr:#x} (at {addr + spec.header_offset + f.offset:#x})"))
 
 
+#: A node larger than this is not believed (APR's nodes are a few pages; a huge one is corruption).
+MAX_NODE_BYTES = 1 << 32
+
+
+def _node_spans(mem: MemorySource, pool: ResolvedPool, report: PoolReport) -> Iterator[Span]:
+    """Each node of the chain from the head; a node whose header does not hold together is corrupt."""
+    spec = pool.spec
+    geo = spec.geometry
+    assert isinstance(geo, Nodes)
+    hsize = pool.header.size
+    fnext, fused, fend = (pool.header.fields[n] for n in (geo.next, geo.used_end, geo.end))
+    order = mem.byteorder
+    seen: Dict[int, int] = {}
+    node = pool.first
+    via = "the head"
+    while node:
+        if node in seen:
+            if not (geo.ring and node == pool.first):
+                report.anomalies.append(PoolAnomaly(
+                    "node-cycle", f"{via} leads back to node {node:#x} before the chain ends", node, seen[node]))
+            return
+        if len(seen) >= MAX_POOL_CHUNKS:
+            report.stopped = f"more than {MAX_POOL_CHUNKS} nodes"
+            return
+        try:
+            raw = mem.read(node + spec.header_offset, hsize)
+        except MemoryReadError:
+            report.anomalies.append(PoolAnomaly("node-unreadable", f"{via} points to {node:#x}, not readable", node))
+            report.stopped = f"node {node:#x} unreadable"
+            return
+        i = len(seen)
+        seen[node] = i
+        user = node + pool.payload_offset
+        end, used, nxt = (_read_field(raw, f, order) for f in (fend, fused, fnext))
+        span = end - node if user <= end <= node + MAX_NODE_BYTES else hsize + spec.header_offset
+        problem = None
+        if not user <= end <= node + MAX_NODE_BYTES:
+            problem = (fend, f"node {i} at {node:#x}: {geo.end} {end:#x} is not past its header")
+        elif not user <= used <= end:
+            problem = (fused, f"node {i} at {node:#x}: {geo.used_end} {used:#x} is outside the node [{user:#x}, {end:#x}]")
+        elif nxt and not _readable(mem, nxt):
+            problem = (fnext, f"node {i} at {node:#x}: {geo.next} {nxt:#x} is not a readable node")
+        if problem is not None:
+            f, message = problem
+            at = node + spec.header_offset + f.offset
+            report.corrupt_at[node] = PoolAnomaly("bad-node", message, at, i, raw[f.offset : f.offset + f.size], f.name)
+        yield i, node, raw, span
+        if problem is not None and problem[0] is fnext:
+            report.stopped = f"node {node:#x}: its {geo.next} link is broken"
+            return
+        via = f"the {geo.next} link of node {node:#x} (at {node + spec.header_offset + fnext.offset:#x})"
+        node = nxt
+
+
+def _readable(mem: MemorySource, address: int) -> bool:
+    try:
+        mem.read(address, 1)
+        return True
+    except MemoryReadError:
+        return False
+
+
 def _read_label(mem: MemorySource, pointer: int, limit: int = 80) -> Optional[str]:
     """The C string at ``pointer`` (at most ``limit`` bytes), escaped; None when unreadable or empty."""
     if not pointer:
@@ -314,7 +382,7 @@ def walk_pool(mem: MemorySource, pool: ResolvedPool) -> PoolReport:
     geo = spec.geometry
     label_f = pool.header.get(spec.label, "label")
     spans = list(iter_chunk_spans(mem, pool, report))
-    if isinstance(geo, Tree):
+    if isinstance(geo, (Tree, Nodes)):
         # in address order, so that neighbours in the list are neighbours in memory
         spans = [(n, a, raw, size) for n, (_, a, raw, size) in enumerate(sorted(spans, key=lambda s: s[1]))]
         if spans:
@@ -330,12 +398,22 @@ def walk_pool(mem: MemorySource, pool: ResolvedPool) -> PoolReport:
         else:
             usable = size - pool.payload_offset - (spec.guard.size if spec.guard else 0)
         state, why = _state(pool, fields, addr in positions)
+        fault = report.corrupt_at.get(addr)
+        requested = _read_field(raw, req_f, order) if req_f is not None else None
+        if isinstance(geo, Nodes):
+            state = "corrupt" if fault is not None else state
+            used = _read_field(raw, pool.header.fields[geo.used_end], order)
+            requested = used - user if user <= used <= addr + size else None
+            usable = size - pool.payload_offset
         chunk = PoolChunk(
             index=i, address=addr, size=size, user_address=user, usable_size=max(usable, 0), state=state,
-            requested_size=_read_field(raw, req_f, order) if req_f is not None else None,
+            requested_size=requested,
             alloc_sites=_alloc_sites(raw, pool, order), fields=fields, in_free_list=addr in positions,
             label=_read_label(mem, _read_field(raw, label_f, order)) if label_f is not None else None,
         )
+        if fault is not None:
+            fault.chunk = i
+            chunk.anomalies.append(fault)
         if why:
             f = pool.header.fields[spec.in_use.field]  # type: ignore[union-attr]
             chunk.anomalies.append(PoolAnomaly(
