@@ -198,6 +198,36 @@ def _cmd_triage(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_check_spec(args: argparse.Namespace) -> int:
+    """Check a pool spec file against BINARY (and CORE) with gdb: exit 0 clean, 1 inconsistencies, 2 spec errors."""
+    import re
+
+    from .gdbrun import quote_arg
+
+    paths = [os.path.abspath(p) for p in (args.spec, args.binary, args.core) if p is not None]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise GdbextError(f"{path}: no such file")
+    spec, binary, core = paths[0], paths[1], paths[2] if len(paths) > 2 else None
+    result = run_gdb(binary, core, commands=["gdbext check-spec " + quote_arg(spec)], timeout=args.timeout)
+    if has_traceback(result.output):
+        raise GdbextError("gdb reported a Python traceback while checking the spec")
+    lines = result.stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(("pool ", "note: no process"))), len(lines))
+    sys.stdout.write("".join(line + "\n" for line in lines[start:]))
+    for line in result.stderr.splitlines():
+        if line.startswith("gdbext "):
+            print(line, file=sys.stderr)
+    m = re.search(r"^check-spec: \d+ pool\(s\), (\d+) spec error\(s\), (\d+) warning\(s\), (\d+) inconsistenc",
+                  result.stdout, re.M)
+    if m is None:
+        return EXIT_ERROR
+    errors, warnings, inconsistencies = (int(g) for g in m.groups())
+    if errors:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if warnings or inconsistencies else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="gdbext", description="GDB pretty-printers and heap forensics for C/C++ crashes and core dumps.")
@@ -246,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-memory", type=lambda t: _count(t, 0), default=DEFAULT_MEMORY_MIB, metavar="MIB",
                    help=f"address space of each gdb, in MiB (default {DEFAULT_MEMORY_MIB}; 0: no limit)")
     p.set_defaults(func=_cmd_triage)
+
+    p = sub.add_parser("check-spec", help="check a pool spec file against a binary (and core) with gdb",
+                       description="Exit codes: 0 clean, 1 inconsistencies in memory, 2 spec errors or could not run.")
+    p.add_argument("spec", help="the spec file (Python declaring pools)")
+    p.add_argument("binary")
+    p.add_argument("core", nargs="?", help="core file (may be .xz-compressed)")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.set_defaults(func=_cmd_check_spec)
     return parser
 
 
