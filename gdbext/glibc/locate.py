@@ -22,7 +22,17 @@ from ..errors import MemoryReadError
 from ..memory import MemorySource
 from .findings import Findings, Violation
 from .heuristics import VersionEvidence, find_arenas, find_mp, infer_version, mp_layout_score, validate_arena
-from .layouts import MAX_VERSION, MIN_VERSION, GlibcVersion, Layout, cross_check, layout_for, shape_representatives
+from .layouts import (
+    MAX_VERSION,
+    MIN_VERSION,
+    GlibcVersion,
+    Layout,
+    cross_check,
+    layout_for,
+    releases_where,
+    shape_representatives,
+    table_releases,
+)
 from .mmapped import PAGE, MmappedLocator
 from .model import (
     ArenaInfo,
@@ -64,6 +74,7 @@ class _Locator(TcacheLocator, MmappedLocator):
         #: structural facts for version inference (see heuristics.infer_version)
         self.mp_newer: "Optional[bool | Layout]" = None
         self.version_known = False
+        self.state_shapes: List[Layout] = []  #: malloc_state layouts to try while the release is unknown
         self.tcache_fill = 0  #: mp_.tcache_count once read (0: the release's default)
         self.hi_size: Optional[int] = None
 
@@ -91,13 +102,15 @@ class _Locator(TcacheLocator, MmappedLocator):
         if vinfo.version is not None and not (MIN_VERSION <= vinfo.version <= MAX_VERSION):
             self.notes.append(f"glibc {vinfo.version} is outside the supported {MIN_VERSION}-{MAX_VERSION}; "
                               "using the nearest layout")
-        # main_arena
+        # mp_ first: with the release unknown, its layout tells which malloc_state shapes can be
+        # (a 2.42 arena with empty fastbins also reads as a 2.43 one 0x58 bytes further on)
+        mp, mp_how, mp_layout = self.find_mp(vinfo, probe)
         self.version_known = vinfo.version is not None
+        self.state_shapes = [] if self.version_known else self.arena_shapes(mp_layout)
+        # main_arena
         main, main_how = self.find_main(probe)
         if vinfo.version is None:
             probe = self.arena_shape(probe, main)
-        # mp_
-        mp, mp_how, mp_layout = self.find_mp(vinfo, probe)
         # the ring (malloc_state: one layout 2.27-2.42, another from 2.43)
         arenas = self.arena_ring(probe, main)
         if vinfo.version is None:
@@ -188,10 +201,8 @@ class _Locator(TcacheLocator, MmappedLocator):
         addr = self.src.symbol("main_arena")
         if addr is not None:
             return addr, "symbol"
-        # release unknown: every malloc_state shape, the older first (a 2.27-2.42 arena with empty
-        # fastbins also reads as a 2.43 one 0x58 bytes further on: on a tie the older shape wins)
-        probes = [probe] if self.version_known else \
-            [self.layout(v) for v in reversed(shape_representatives("malloc_state", self.ps))]
+        # release unknown: each malloc_state shape mp_ allows, the older first (see arena_shapes)
+        probes = [probe] if self.version_known else self.state_shapes
         cands = [c for lay in probes for c in find_arenas(self.src, lay, self.limits.scan_budget)]
         cands.sort(key=lambda c: (-c.score, -c.votes))
         if not cands:
@@ -207,11 +218,23 @@ class _Locator(TcacheLocator, MmappedLocator):
                           f"({best.votes} empty bins, score {best.score})")
         return best.address, "heuristic"
 
+    def arena_shapes(self, mp_layout: Optional[Layout]) -> List[Layout]:
+        """The malloc_state layouts the release can have, older first (a tie goes to them),
+        narrowed to the releases of ``mp_``'s layout when it is known."""
+        shapes = [self.layout(v) for v in reversed(shape_representatives("malloc_state", self.ps))]
+        if mp_layout is None:
+            return shapes
+        mp_shape = sorted(mp_layout.malloc_par.offsets.values())
+        lo, hi = releases_where(lambda L: sorted(L.malloc_par.offsets.values()) == mp_shape, self.ps)
+        fits = [lay for lay in shapes
+                if any(lo <= v <= hi for v in table_releases()
+                       if self.layout(v).malloc_state.offsets == lay.malloc_state.offsets)]
+        return fits or shapes
+
     def arena_shape(self, probe: Layout, main: int) -> Layout:
         """With the release unknown: the malloc_state layout ``main`` fits best."""
         best, best_score = probe, -1
-        for version in reversed(shape_representatives("malloc_state", self.ps)):  # older first: ties go to them
-            lay = self.layout(version)
+        for lay in self.state_shapes:
             checked = validate_arena(self.src, lay, main)
             if checked is not None and checked[0] > best_score:
                 best, best_score = lay, checked[0]
