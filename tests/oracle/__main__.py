@@ -11,7 +11,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .cases import make_case
+from .cases import POOL_SEED_BASE, make_case, make_pool_case
 from .runner import roots_dir, run_case
 from .score import render, score, table
 
@@ -19,6 +19,7 @@ from .score import render, score, table
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.oracle")
     ap.add_argument("--seeds", default="0:200", help="A:B, the half-open seed range (default 0:200)")
+    ap.add_argument("--pool-seeds", default="", help="A:B, pool cases too (the fixture's fixed-slot pool)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", help="write the table and every case's score here")
     ap.add_argument("--root", help="build the plain programs (static) in this Debian release's root "
@@ -28,6 +29,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     lo, hi = (int(x) for x in args.seeds.split(":"))
     cases = [make_case(s) for s in range(lo, hi)]
+    if args.pool_seeds:
+        plo, phi = (int(x) for x in args.pool_seeds.split(":"))
+        cases += [make_pool_case(POOL_SEED_BASE + s) for s in range(plo, phi)]
     work = args.keep or tempfile.mkdtemp(prefix="gdbext-oracle.")
     root = None
     if args.root:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from . import asan
-from .cases import Case
+from .cases import Case, SizeClass
 from .csource import program
 
 GDB = os.environ.get("GDB", "gdb")
@@ -112,8 +112,13 @@ def _core(binary: str, core: str) -> Dict[str, str]:
     return _truth(r.stdout)
 
 
-def _triage(binary: str, core: str) -> Run:
-    r = _run([sys.executable, "-m", "gdbext", "triage", binary, core, "--format", "json"], timeout=120)
+POOL_SPEC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                         "fixtures", "specs", "pool_overflow.py")
+
+
+def _triage(binary: str, core: str, pools: bool = False) -> Run:
+    extra = ["--pools", POOL_SPEC] if pools else []
+    r = _run([sys.executable, "-m", "gdbext", "triage", binary, core, "--format", "json", *extra], timeout=120)
     run = Run(exit_code=r.returncode, stderr=r.stderr)
     if r.returncode in (0, 1):
         try:
@@ -146,7 +151,7 @@ def run_case(case: Case, workdir: str, *, keep: bool = False, root: Optional[str
         for binary in (bug_bin, twin_bin):
             core = binary + ".core"
             truth = _core(binary, core)
-            run = _triage(binary, core)
+            run = _triage(binary, core, pools=case.size_class is SizeClass.POOL)
             run.truth = truth
             runs.append(run)
         return Outcome(case=case, oracle=oracle, bug=runs[0], twin=runs[1])
