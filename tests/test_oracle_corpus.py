@@ -21,7 +21,8 @@ import pytest
 
 from tests.conftest import needs_gcc, needs_gdb
 from tests.oracle import asan
-from tests.oracle.cases import BugKind, Crash, Neighbour, SizeClass, detectability, make_case, usable_size
+from tests.oracle.cases import (POOL_KINDS, POOL_SEED_BASE, BugKind, Crash, Neighbour, SizeClass, detectability,
+                                make_case, make_pool_case, usable_size)
 from tests.oracle.runner import run_case
 from tests.oracle.score import FIGURES, render, score, table
 
@@ -86,7 +87,9 @@ def test_detectability_is_decided_by_rule():
 def test_cases_cover_every_axis():
     cases = [make_case(s) for s in range(200)]
     assert {c.kind for c in cases} == set(BugKind)
-    assert {c.size_class for c in cases} == set(SizeClass)
+    assert {c.size_class for c in cases} == set(SizeClass) - {SizeClass.POOL}
+    pools = [make_pool_case(POOL_SEED_BASE + s) for s in range(40)]
+    assert {c.kind for c in pools} == set(POOL_KINDS) and {c.size_class for c in pools} == {SizeClass.POOL}
     assert {c.neighbour for c in cases} == set(Neighbour)
     assert {c.crash for c in cases} == set(Crash)
     assert {c.perturb for c in cases} == {True, False}
@@ -113,8 +116,9 @@ def test_corpus_subset_holds_the_ratchet(tmp_path):
     with open(RATCHET, encoding="utf-8") as fh:
         ratchet = json.load(fh)
     lo, hi = ratchet["seeds"]
+    plo, phi = ratchet["pool_seeds"]
     assert hi - lo >= 200
-    cases = [make_case(s) for s in range(lo, hi)]
+    cases = [make_case(s) for s in range(lo, hi)] + [make_pool_case(POOL_SEED_BASE + s) for s in range(plo, phi)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         outcomes = list(pool.map(lambda c: run_case(c, str(tmp_path)), cases))
     scores = [score(o) for o in outcomes]
