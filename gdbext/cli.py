@@ -153,7 +153,9 @@ def _cmd_scaffold(args: argparse.Namespace) -> int:
     """Write a starter printer module for struct types, read from BINARY's DWARF by gdb in batch."""
     from .scaffold import scaffold_binary
 
-    text = scaffold_binary(args.binary, args.type, timeout=args.timeout)
+    if not args.type and not args.pool:
+        raise GdbextError("give --type TYPE or --pool VAR")
+    text = scaffold_binary(args.binary, args.type, timeout=args.timeout, pool=args.pool)
     if args.output is None:
         sys.stdout.write(text)
         return EXIT_OK
@@ -198,6 +200,36 @@ def _cmd_triage(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_check_spec(args: argparse.Namespace) -> int:
+    """Check a pool spec file against BINARY (and CORE) with gdb: exit 0 clean, 1 inconsistencies, 2 spec errors."""
+    import re
+
+    from .gdbrun import quote_arg
+
+    paths = [os.path.abspath(p) for p in (args.spec, args.binary, args.core) if p is not None]
+    for path in paths:
+        if not os.path.isfile(path):
+            raise GdbextError(f"{path}: no such file")
+    spec, binary, core = paths[0], paths[1], paths[2] if len(paths) > 2 else None
+    result = run_gdb(binary, core, commands=["gdbext check-spec " + quote_arg(spec)], timeout=args.timeout)
+    if has_traceback(result.output):
+        raise GdbextError("gdb reported a Python traceback while checking the spec")
+    lines = result.stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(("pool ", "note: no process"))), len(lines))
+    sys.stdout.write("".join(line + "\n" for line in lines[start:]))
+    for line in result.stderr.splitlines():
+        if line.startswith("gdbext "):
+            print(line, file=sys.stderr)
+    m = re.search(r"^check-spec: \d+ pool\(s\), (\d+) spec error\(s\), (\d+) warning\(s\), (\d+) inconsistenc",
+                  result.stdout, re.M)
+    if m is None:
+        return EXIT_ERROR
+    errors, warnings, inconsistencies = (int(g) for g in m.groups())
+    if errors:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if warnings or inconsistencies else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="gdbext", description="GDB pretty-printers and heap forensics for C/C++ crashes and core dumps.")
@@ -223,8 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scaffold", help="write a starter printer module for struct types from a binary's DWARF")
     p.add_argument("binary")
-    p.add_argument("--type", action="append", required=True, metavar="TYPE",
+    p.add_argument("--type", action="append", default=[], metavar="TYPE",
                    help="'struct NAME', 'union NAME' or a typedef (repeatable)")
+    p.add_argument("--pool", metavar="VAR", help="propose a pool spec for this variable")
     p.add_argument("--output", "-o", metavar="FILE", help="write the module here (default: stdout)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --output file")
     p.add_argument("--timeout", type=_seconds, default=120.0)
@@ -246,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-memory", type=lambda t: _count(t, 0), default=DEFAULT_MEMORY_MIB, metavar="MIB",
                    help=f"address space of each gdb, in MiB (default {DEFAULT_MEMORY_MIB}; 0: no limit)")
     p.set_defaults(func=_cmd_triage)
+
+    p = sub.add_parser("check-spec", help="check a pool spec file against a binary (and core) with gdb",
+                       description="Exit codes: 0 clean, 1 inconsistencies in memory, 2 spec errors or could not run.")
+    p.add_argument("spec", help="the spec file (Python declaring pools)")
+    p.add_argument("binary")
+    p.add_argument("core", nargs="?", help="core file (may be .xz-compressed)")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.set_defaults(func=_cmd_check_spec)
     return parser
 
 

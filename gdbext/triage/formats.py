@@ -122,6 +122,8 @@ def _finding_lines(f: Dict[str, Any]) -> List[str]:
         if site.get("file"):
             short += f" ({os.path.basename(site['file'])}:{site.get('line') or '?'})"
         out.append(f"    allocated by {short}: {_site_text(site)}")
+        for i, cand in enumerate((site or {}).get("candidates") or [], 1):  # an inferred site's ranking
+            out.append(f"      candidate {i}: {_site_text(dict(cand, how=cand.get('why')))}")
     for w in f.get("written_after_free") or []:
         out.append(f"    written after free: +{w.get('offset')} {w.get('size')} bytes ({w.get('field') or '?'})")
     for r in f.get("referenced_by") or []:
@@ -416,7 +418,9 @@ def _sarif_results(rep: Dict[str, Any]) -> Iterable[Dict[str, Any]]:
         own = [dict(loc) for loc in related]
         primary = None
         if site_phys is not None:
-            primary = _location(site_phys, f"allocated by {site.get('function')}")
+            probably = "probably " if site.get("how") == "inferred" else ""
+            tag = " (inferred)" if probably else ""
+            primary = _location(site_phys, f"{probably}allocated by {site.get('function')}{tag}")
             if crash_phys is not None:
                 own.insert(0, _location(crash_phys, f"crash: {crash.get('signal')} in {_where(crash_loc)}"))
         elif crash_phys is not None:
