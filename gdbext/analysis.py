@@ -39,7 +39,7 @@ from .pools import FixedSlots, Magic, PoolAnomaly, PoolChunk, PoolReport, Resolv
 from .textutil import printable_text
 from .triage.report import (SCHEMA, ChunkRef, Evidence, Finding, FindingLike, Findings, Frame, MemoryDump,
                             OverflowSource, SourceSite, hx)
-from .triage.signature import SIGNATURE_FRAMES, crash_signature, significant_frames
+from .triage.signature import SIGNATURE_FRAMES, crash_signature, program_name, significant_frames
 
 __all__ = [
     "Location",
@@ -620,7 +620,8 @@ def analyze(
             "instruction": crash.instruction, "thread": dict(crash.thread), "threads": crash.threads,
             "abort_message": crash.abort_message, "location": location,
             "frames": [f.to_dict() for f in crash.frames],
-            "signature": crash_signature(crash.frames, crash_class),
+            "program": program_name(ctx.binary),
+            "signature": crash_signature(crash.frames, crash_class, program=program_name(ctx.binary)),
             "signature_frames": [name for _, name in sig_frames[:SIGNATURE_FRAMES]],
             "notes": list(crash.notes),
         },  # fmt: skip
