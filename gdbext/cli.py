@@ -73,6 +73,11 @@ def _cmd_triage(args: argparse.Namespace) -> int:
         if result.report is None:
             raise GdbextError(result.error or "triage failed")
         doc, code = result.report, result.exit_code
+    if args.db is not None or args.fail_on is not None:
+        from .triage.history.policy import apply_history
+
+        reports = doc["reports"] if args.dir is not None else [doc]
+        code = apply_history(args.db, args.fail_on, reports, code, sys.stderr)
     text = render(doc, args.format)
     if args.output is None:
         sys.stdout.write(text)
@@ -83,6 +88,15 @@ def _cmd_triage(args: argparse.Namespace) -> int:
         except OSError as err:
             raise GdbextError(f"cannot write {args.output}: {err.strerror}") from None
     return code
+
+
+def _cmd_crashes(args: argparse.Namespace) -> int:
+    """List the crash database's buckets (``crashes``), or show one (``crashes show SIGNATURE``)."""
+    from .triage.history.policy import default_db
+    from .triage.history.views import crashes_command
+
+    sys.stdout.write(crashes_command(args.db or default_db(), args.action, args.signature, args.since, args.format))
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="cores analysed in parallel")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report here (default: stdout)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds gdb may take per core")
+    p.add_argument("--db", metavar="DB", help="record every core in this crash database (SQLite file or "
+                   "postgresql:// URL)")
+    p.add_argument("--fail-on", choices=("new", "any", "none"), help="exit 1 on a signature new to --db, on any "
+                   "crash, or never (default: on findings)")
     p.set_defaults(func=_cmd_triage)
+
+    p = sub.add_parser("crashes", help="list the crash database's signatures, or show one",
+                       description="gdbext crashes [--since 7d]  |  gdbext crashes show SIGNATURE")
+    p.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    p.add_argument("signature", nargs="?", help="with show: a signature, a unique start of one, or its id")
+    p.add_argument("--db", metavar="DB", help="SQLite file or postgresql:// URL (default: $GDBEXT_DB, else "
+                   "gdbext-crashes.db)")
+    p.add_argument("--since", metavar="WHEN", help="only signatures seen since: 7d, 12h, 30m, 2w or an ISO date")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.set_defaults(func=_cmd_crashes)
     return parser
 
 
