@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("core", nargs="?", help="its core file (may be .xz-compressed)")
     p.add_argument("--dir", metavar="DIR", help="triage every core in DIR, each paired with its binary")
     p.add_argument("--pools", action="append", default=[], metavar="FILE", help="pool spec file (repeatable)")
-    p.add_argument("--format", choices=("text", "json", "markdown", "sarif"), default="text")
+    p.add_argument("--format", choices=("text", "json", "markdown", "sarif", "html"), default="text")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="cores analysed in parallel")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report here (default: stdout)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds gdb may take per core")
