@@ -9,7 +9,9 @@ import sqlalchemy as sa
 
 from conftest import CORES, Truth, needs_gdb
 from history_support import clean_env, concurrent_writers, gdbext
-from gdbext.triage.history import CrashDB, detect_ci, parse_since
+from gdbext.cli import main
+from gdbext.errors import GdbextError
+from gdbext.triage.history import BucketStatus, CrashDB, FailOn, Recorded, detect_ci, history_exit_code, parse_since
 from gdbext.triage.history.schema import METADATA, VERSION_TABLE
 from gdbext.triage.history.store import HistoryError, database_url, utcnow
 
@@ -36,25 +38,23 @@ def test_new_then_known_across_runs_and_fail_on(tmp_path):
     assert code == 0 and err.startswith("gdbext: known crash (2 times since ") and err.endswith(sig + "\n")
     code, _, _ = gdbext("triage", *fixture("double_free"), "--db", db, "--fail-on", "any")
     assert code == 1
-    code, _, _ = gdbext("triage", *fixture("double_free"), "--db", db, "--fail-on", "none")
-    assert code == 0
-    # the list: one bucket, four cores, known, with the latest core and the first run's CI context kept
+    # the list: one bucket, three cores, known, with the latest core and the first run's CI context kept
     code, out, err = gdbext("crashes", "--db", db, "--format", "json")
     assert code == 0, err
     buckets = json.loads(out)["buckets"]
-    assert [(b["signature"], b["count"], b["status"]) for b in buckets] == [(sig, 4, "known")]
+    assert [(b["signature"], b["count"], b["status"]) for b in buckets] == [(sig, 3, "known")]
     assert buckets[0]["latest"]["core"].endswith("double_free.core.xz")
     assert buckets[0]["latest"]["finding_kinds"] == ["double-free"]
     code, out, _ = gdbext("crashes", "show", "double_free:", "--db", db, "--format", "json")
     occ = json.loads(out)["bucket"]["occurrences"]
-    assert len(occ) == 4 and occ[-1]["ci"] == {"provider": "gitlab-ci", "commit": "c0ffee1", "branch": "feature/x",
+    assert len(occ) == 3 and occ[-1]["ci"] == {"provider": "gitlab-ci", "commit": "c0ffee1", "branch": "feature/x",
                                                "job": "triage", "url": "https://gitlab.example/p/-/jobs/41"}
     assert occ[0]["report"]["crash"]["signature"] == sig and occ[0]["report"]["schema"] == "gdbext.triage/1"
     code, out, _ = gdbext("crashes", "show", sig, "--db", db)
-    assert code == 0 and f"signature:  {sig}\nstatus:     known, 4 time(s)" in out
+    assert code == 0 and f"signature:  {sig}\nstatus:     known, 3 time(s)" in out
     assert truth["abort_message"] in out  # the latest report, rendered
     code, out, _ = gdbext("crashes", "--db", db, "--format", "markdown")
-    assert "| known | 4 | `double_free: double-free \\| " in out
+    assert "| known | 3 | `double_free: double-free \\| " in out
 
 
 @needs_gdb
@@ -78,30 +78,44 @@ def test_directory_run_records_every_core_and_fails_only_on_new(tmp_path):
     assert len(json.loads(out)["buckets"]) == 2
 
 
-def test_fail_on_new_without_db_and_bad_databases_are_one_line_errors(tmp_path):
-    code, _, err = gdbext("crashes", "--db", str(tmp_path / "absent.db"))
+def _main(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_fail_on_and_bad_databases_are_one_line_errors(tmp_path, capsys):
+    code, _, err = _main(capsys, "crashes", "--db", str(tmp_path / "absent.db"))
     assert code == 2 and err == f"gdbext: no crash database at {tmp_path / 'absent.db'}\n"
+    assert not (tmp_path / "absent.db").exists()
     not_db = tmp_path / "text.db"
     not_db.write_text("hello, not sqlite\n" * 100)
-    code, _, err = gdbext("crashes", "--db", str(not_db))
+    code, _, err = _main(capsys, "crashes", "--db", str(not_db))
     assert code == 2 and err.startswith("gdbext: crash database ") and len(err.splitlines()) == 1
-    code, _, err = gdbext("crashes", "--db", "mysql://u@h/d")
+    code, _, err = _main(capsys, "crashes", "--db", "mysql://u@h/d")
     assert code == 2 and "unsupported database 'mysql'" in err
-    code, _, err = gdbext("crashes", "--db", str(tmp_path / "a.db"), "--since", "soon")
+    code, _, err = _main(capsys, "crashes", "--db", str(not_db), "--since", "soon")
     assert code == 2
-    code, _, err = gdbext("triage", *fixture("sensor"), "--fail-on", "new")
-    assert code == 2 and err.endswith("--fail-on new needs --db (a crash database to compare with)\n")
     empty = sa.create_engine(database_url(str(tmp_path / "other.db")))
     with empty.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (x)")
     empty.dispose()
-    code, _, err = gdbext("crashes", "--db", str(tmp_path / "other.db"))
+    code, _, err = _main(capsys, "crashes", "--db", str(tmp_path / "other.db"))
     assert code == 2 and err.endswith("is not a gdbext crash database\n")
+    # --fail-on: 2 (not analysed) always wins; new needs a database
+    rec = [Recorded("s", 1, BucketStatus.KNOWN, 2, utcnow())]
+    assert history_exit_code(FailOn.NEW, rec, 1, 1) == 0
+    assert history_exit_code(FailOn.NEW, rec + [Recorded("t", 2, BucketStatus.NEW, 1, utcnow())], 2, 0) == 1
+    assert history_exit_code(FailOn.ANY, rec, 1, 0) == 1 and history_exit_code(FailOn.ANY, [], 0, 0) == 0
+    assert history_exit_code(FailOn.NONE, rec, 1, 1) == 0
+    assert all(history_exit_code(f, rec, 1, 2) == 2 for f in FailOn)
+    with pytest.raises(GdbextError, match="--fail-on new needs --db"):
+        history_exit_code(FailOn.NEW, None, 1, 1)
 
 
 def test_concurrent_writers_on_sqlite(tmp_path):
     db = str(tmp_path / "shared.db")
-    writers, per = 6, 9
+    writers, per = 4, 9
     results = concurrent_writers(db, writers, per)  # all start on a database that does not exist yet
     with CrashDB(db, create=False) as store:
         buckets = {b.signature: b for b in store.buckets()}

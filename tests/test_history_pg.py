@@ -23,7 +23,7 @@ def cluster():
 
 def test_concurrent_writers_on_postgresql(cluster):
     url = cluster.createdb("writers")
-    writers, per = 6, 9
+    writers, per = 4, 9
     results = concurrent_writers(url, writers, per)  # the first writers race to create the schema too
     with CrashDB(url, create=False) as store:
         buckets = {b.signature: b for b in store.buckets()}
