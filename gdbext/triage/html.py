@@ -50,6 +50,11 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def _dict(value: Any) -> Dict[str, Any]:
+    """``value`` when it is a dict, else an empty one (a report is data: any key may hold anything)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _basename(path: Any) -> str:
     return str(path or "?").rstrip("/").rsplit("/", 1)[-1]
 
@@ -110,7 +115,7 @@ def _evidence_value(value: Any) -> str:
 
 def _finding(i: int, f: Dict[str, Any]) -> str:
     kind, message = f.get("kind") or "finding", f.get("message") or ""
-    ev = f.get("evidence") if isinstance(f.get("evidence"), dict) else {}
+    ev = _dict(f.get("evidence"))
     src = f.get("source") if isinstance(f.get("source"), dict) else None
     pairs = [("chunk", _chunk(f.get("chunk"))),
              ("source", _chunk(src.get("chunk")) + (f"; {_e(src.get('bytes_past_end'))} bytes past its requested end"
@@ -161,7 +166,7 @@ def _heap(heap: Any) -> str:
 
 
 def _report(rep: Dict[str, Any], n: int) -> str:
-    crash = rep.get("crash") if isinstance(rep.get("crash"), dict) else {}
+    crash = _dict(rep.get("crash"))
     findings = [f for f in (rep.get("findings") or []) if isinstance(f, dict)][:MAX_FINDINGS]
     loc = crash.get("location") if isinstance(crash.get("location"), dict) else None
     where = ""
@@ -213,7 +218,7 @@ def render_html(doc: Dict[str, Any]) -> str:
     reports: List[Dict[str, Any]] = [r for r in (doc.get("reports") or []) if isinstance(r, dict)] if batch else [doc]
     title = (f"gdbext triage: {len(reports)} core(s)" if batch
              else f"gdbext triage: {_basename(doc.get('core'))}")
-    tool = doc.get("tool") if isinstance(doc.get("tool"), dict) else {}
+    tool = _dict(doc.get("tool"))
     head = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'

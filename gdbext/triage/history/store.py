@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from ... import __version__
@@ -254,20 +255,19 @@ class CrashDB:
         now = utcnow()
         kinds = [str(f.get("kind")) for f in report.get("findings") or []]
         with self._write() as conn:
-            insert = (sa.dialects.postgresql.insert if conn.dialect.name == "postgresql"
-                      else sa.dialects.sqlite.insert)(BUCKETS)
+            insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(BUCKETS)
             conn.execute(insert.values(signature=signature, program=program, first_seen=now, last_seen=now, count=0,
                                        first_run=run_id, last_run=run_id)
                          .on_conflict_do_nothing(index_elements=["signature"]))
             row = conn.execute(sa.select(BUCKETS).where(BUCKETS.c.signature == signature).with_for_update()).one()
             conn.execute(BUCKETS.update().where(BUCKETS.c.id == row.id)
-                         .values(count=BUCKETS.c.count + 1, last_seen=now, last_run=run_id))
+                         .values(count=BUCKETS.c["count"] + 1, last_seen=now, last_run=run_id))
             conn.execute(CRASHES.insert().values(
                 bucket_id=row.id, run_id=run_id, seen=now, core=report.get("core"), binary=report.get("binary"),
                 build_id=report.get("build_id"), program=program, signal=crash.get("signal"), finding_kinds=kinds,
                 report=report))
         status = BucketStatus.NEW if row.first_run == run_id else BucketStatus.KNOWN
-        return Recorded(signature, row.id, status, row.count + 1, row.first_seen)
+        return Recorded(signature, row.id, status, row._mapping["count"] + 1, row.first_seen)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -307,7 +307,8 @@ class CrashDB:
     @staticmethod
     def _bucket(row: Any, latest: Optional[Occurrence]) -> Bucket:
         status = BucketStatus.NEW if row.first_run == row.last_run else BucketStatus.KNOWN
-        return Bucket(row.id, row.signature, row.program, row.first_seen, row.last_seen, row.count, status, latest)
+        return Bucket(row.id, row.signature, row.program, row.first_seen, row.last_seen, row._mapping["count"], status,
+                      latest)
 
     @staticmethod
     def _occurrences(conn: Connection, where: Any, with_reports: bool, limit: Optional[int] = None
