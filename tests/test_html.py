@@ -2,6 +2,7 @@
 package), its text and its screenshot checked against the pool_overflow fixture's ground truth, and
 hostile report text that must stay text."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,19 @@ def test_browser_shows_the_finding_against_the_truth(pool_page):
     over = dom.split('<rect class="overflow"', 1)[1].split("</title>", 1)[0]
     start, end = (int(v, 16) for v in over.rsplit("overflow ", 1)[1].split(".."))
     assert start == requested_end and int(t["overflow_victim_hdr_addr"], 16) < end <= int(t["overflow_end_addr"], 16)
+    # the neighbourhood: slots 1..6 of the pool, at the addresses and in the states the program printed
+    base, size = int(t["slots_base"], 16), t.int("slot_size")
+    allocated = {int(v) for k, v in t.last.items() if k.startswith("buf.") and k.endswith(".slot")}
+    never = set(range(t.int("nslots"))) - allocated
+    shown = re.findall(r'<rect class="chunk (\S+) (\w+)"[^>]*><title>slot (\d+): 80 bytes, \S+ \(pool:g_pool\)', dom)
+    assert [int(i) for _, _, i in shown] == [1, 2, 3, 4, 5, 6]
+    assert [role for _, role, _ in shown] == ["neighbour", "neighbour", "source", "damaged", "neighbour", "neighbour"]
+    for state, _, i in shown:
+        assert f"{base + int(i) * size:#x}" in dom
+        if int(i) in never:
+            assert state == "free"
+        elif int(i) not in {int(x) for x in t["free_list_before_overflow"].split(",")}:
+            assert state == "in-use"
     # the hexdump beside it holds the overflow's own text, split at the boundary
     assert t["overflow_guard_text"].replace("&", "&amp;") in dom
 
