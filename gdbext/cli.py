@@ -58,6 +58,8 @@ def _cmd_triage(args: argparse.Namespace) -> int:
     from .triage.formats import render
     from .triage.runner import batch_document, batch_exit_code, triage_core, triage_directory
 
+    if args.fail_on == "new" and args.db is None:  # before minutes of gdb, not after
+        raise GdbextError("--fail-on new needs --db (a crash database to compare with)")
     if args.dir is not None:
         if args.binary or args.core:
             raise GdbextError("give BINARY CORE or --dir DIR, not both")
