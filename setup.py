@@ -29,7 +29,8 @@ setup(
         "alembic>=1.12,<2",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.50", "psycopg[binary]>=3.1,<4", "pillow>=9,<12", "PyYAML>=6,<7"],
+        "test": ["pytest>=7", "hypothesis>=6.50", "markdown-it-py>=3,<5", "psycopg[binary]>=3.1,<4", "pillow>=9,<12",
+                 "PyYAML>=6,<7"],
         "postgresql": ["psycopg[binary]>=3.1,<4"],
     },
     entry_points={"console_scripts": ["gdbext = gdbext.cli:main"]},

@@ -123,8 +123,7 @@ def _finding(i: int, f: Dict[str, Any]) -> str:
              ("allocated by", _site(f.get("allocation_site"))),
              ("referenced by", "<br>".join(_e(r) for r in f.get("referenced_by") or [])),
              ("written after free", "<br>".join(_e(f"+{w.get('offset')} {w.get('size')} bytes ({w.get('field')})")
-                                                for w in f.get("written_after_free") or [] if isinstance(w, dict))),
-             ("finder", _e(f.get("finder")))]
+                                                for w in f.get("written_after_free") or [] if isinstance(w, dict)))]
     svg = heap_map(f) or ""
     dump = _hexdump_html(_hexdump_lines(ev))
     rest = {k: v for k, v in ev.items() if k not in ("hexdump", "memory")}
