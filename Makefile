@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.gdbext-installed
 CORES  := fixtures/cores
 
-.PHONY: venv demo test fixtures bench accuracy clean
+.PHONY: venv demo test fixtures bench accuracy clean demo-html
 
 $(STAMP): setup.py
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -37,3 +37,10 @@ accuracy: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# The demo's core as one self-contained HTML page (crash, finding, SVG heap map, hexdump): build/demo.html.
+demo-html: venv
+	@mkdir -p build
+	@$(BIN)/gdbext triage $(CORES)/pool_overflow $(CORES)/pool_overflow.core.xz \
+	  --pools fixtures/specs/pool_overflow.py --format html --output build/demo.html; status=$$?; \
+	  [ $$status -eq 0 ] || [ $$status -eq 1 ] && echo "wrote build/demo.html"

@@ -25,9 +25,13 @@ setup(
         "pyelftools>=0.29,<1",
         "construct>=2.10.60,<2.11",
         "capstone>=5.0,<6",
+        "SQLAlchemy>=2.0,<2.1",
+        "alembic>=1.12,<2",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.50", "markdown-it-py>=3,<5"],
+        "test": ["pytest>=7", "hypothesis>=6.50", "markdown-it-py>=3,<5", "psycopg[binary]>=3.1,<4", "pillow>=9,<12",
+                 "PyYAML>=6,<7"],
+        "postgresql": ["psycopg[binary]>=3.1,<4"],
     },
     entry_points={"console_scripts": ["gdbext = gdbext.cli:main"]},
 )

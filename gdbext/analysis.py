@@ -39,7 +39,8 @@ from .pools import FixedSlots, Magic, PoolAnomaly, PoolChunk, PoolReport, Resolv
 from .textutil import printable_text
 from .triage.report import (SCHEMA, ChunkRef, Evidence, Finding, FindingLike, Findings, Frame, MemoryDump,
                             OverflowSource, SourceSite, hx)
-from .triage.signature import SIGNATURE_FRAMES, crash_signature, significant_frames
+from .triage.neighbourhood import add_neighbourhoods
+from .triage.signature import SIGNATURE_FRAMES, crash_signature, program_name, significant_frames
 
 __all__ = [
     "Location",
@@ -607,6 +608,8 @@ def analyze(
     crash_class = first.kind if first is not None else (crash.signal or "crash")
     sig_frames = significant_frames(crash.frames)
     location = crash.frames[sig_frames[0][0]].to_dict() if sig_frames else None
+    finding_list = findings.to_list()
+    add_neighbourhoods(ctx.forensic, finding_list, ctx.errors)
     return {
         "schema": SCHEMA,
         "tool": {"name": "gdbext", "version": __version__},
@@ -620,12 +623,13 @@ def analyze(
             "instruction": crash.instruction, "thread": dict(crash.thread), "threads": crash.threads,
             "abort_message": crash.abort_message, "location": location,
             "frames": [f.to_dict() for f in crash.frames],
-            "signature": crash_signature(crash.frames, crash_class),
+            "program": program_name(ctx.binary),
+            "signature": crash_signature(crash.frames, crash_class, program=program_name(ctx.binary)),
             "signature_frames": [name for _, name in sig_frames[:SIGNATURE_FRAMES]],
             "notes": list(crash.notes),
         },  # fmt: skip
         "heap": heap,
-        "findings": findings.to_list(),
+        "findings": finding_list,
         "errors": list(dict.fromkeys(ctx.errors)),
         "skipped": list(dict.fromkeys(ctx.skipped)),
     }

@@ -173,6 +173,8 @@ def _cmd_triage(args: argparse.Namespace) -> int:
     from .triage.runner import batch_document, batch_exit_code, triage_core, triage_directory
 
     budget: Dict[str, Any] = {"pools": args.pools, "timeout": args.timeout, "memory_mib": args.max_memory}
+    if args.fail_on == "new" and args.db is None:  # before minutes of gdb, not after
+        raise GdbextError("--fail-on new needs --db (a crash database to compare with)")
     if args.dir is not None:
         if args.binary or args.core:
             raise GdbextError("give BINARY CORE or --dir DIR, not both")
@@ -192,6 +194,11 @@ def _cmd_triage(args: argparse.Namespace) -> int:
         if result.report is None:
             raise GdbextError(result.error or "triage failed")
         doc, code = result.report, result.exit_code
+    if args.db is not None or args.fail_on is not None:
+        from .triage.history.policy import apply_history
+
+        reports = doc["reports"] if args.dir is not None else [doc]
+        code = apply_history(args.db, args.fail_on, reports, code, sys.stderr)
     text = render(doc, args.format)
     if args.output is None:
         sys.stdout.write(text)
@@ -228,6 +235,15 @@ def _cmd_check_spec(args: argparse.Namespace) -> int:
     if errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if warnings or inconsistencies else EXIT_OK
+
+
+def _cmd_crashes(args: argparse.Namespace) -> int:
+    """List the crash database's buckets (``crashes``), or show one (``crashes show SIGNATURE``)."""
+    from .triage.history.policy import default_db
+    from .triage.history.views import crashes_command
+
+    sys.stdout.write(crashes_command(args.db or default_db(), args.action, args.signature, args.since, args.format))
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("core", nargs="?", help="its core file (may be .xz-compressed)")
     p.add_argument("--dir", metavar="DIR", help="triage every core in DIR, each paired with its binary")
     p.add_argument("--pools", action="append", default=[], metavar="FILE", help="pool spec file (repeatable)")
-    p.add_argument("--format", choices=("text", "json", "markdown", "sarif"), default="text")
+    p.add_argument("--format", choices=("text", "json", "markdown", "sarif", "html"), default="text")
     p.add_argument("--jobs", "-j", type=lambda t: _count(t, 1), default=1, metavar="N",
                    help="cores analysed in parallel (at most the CPU count unless --force-jobs)")
     p.add_argument("--force-jobs", action="store_true", help="run --jobs N even above the CPU count")
@@ -278,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seconds gdb may take per core (at most {MAX_TIMEOUT:.0f})")
     p.add_argument("--max-memory", type=lambda t: _count(t, 0), default=DEFAULT_MEMORY_MIB, metavar="MIB",
                    help=f"address space of each gdb, in MiB (default {DEFAULT_MEMORY_MIB}; 0: no limit)")
+    p.add_argument("--db", metavar="DB", help="record every core in this crash database (SQLite file or "
+                   "postgresql:// URL)")
+    p.add_argument("--fail-on", choices=("new", "any", "none"), help="exit 1 on a signature new to --db, on any "
+                   "crash, or never (default: on findings)")
     p.set_defaults(func=_cmd_triage)
 
     p = sub.add_parser("check-spec", help="check a pool spec file against a binary (and core) with gdb",
@@ -287,6 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("core", nargs="?", help="core file (may be .xz-compressed)")
     p.add_argument("--timeout", type=float, default=120.0)
     p.set_defaults(func=_cmd_check_spec)
+
+    p = sub.add_parser("crashes", help="list the crash database's signatures, or show one",
+                       description="gdbext crashes [--since 7d]  |  gdbext crashes show SIGNATURE")
+    p.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    p.add_argument("signature", nargs="?", help="with show: a signature, a unique start of one, or its id")
+    p.add_argument("--db", metavar="DB", help="SQLite file or postgresql:// URL (default: $GDBEXT_DB, else "
+                   "gdbext-crashes.db)")
+    p.add_argument("--since", metavar="WHEN", help="only signatures seen since: 7d, 12h, 30m, 2w or an ISO date")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.set_defaults(func=_cmd_crashes)
     return parser
 
 

@@ -110,7 +110,8 @@ def test_fixture_report_matches_the_truth(batch, name):
     kinds = {f["kind"] for f in rep["findings"]}
     assert kinds <= KINDS[name] and bool(kinds) == bool(KINDS[name]), kinds
     cls = rep["findings"][0]["kind"] if rep["findings"] else truth["crash_signal"]
-    assert crash["signature"].startswith(cls + " | " + truth["crash_function"])
+    assert crash["program"] == os.path.basename(name)
+    assert crash["signature"].startswith(f"{crash['program']}: {cls} | {truth['crash_function']}")
     assert "0x" not in crash["signature"]
 
 
@@ -134,14 +135,16 @@ def test_batch_text_groups_cores_by_signature(batch):
     code, stdout, stderr = triage("--dir", str(folder), "--jobs", "2")
     assert code == 1 and stderr == ""
     assert f"{len(FIXTURES)} core(s) analysed, 0 not;" in stdout
-    # cores that abort() in main without a message are one bucket (the heapmix builds for four glibc
-    # releases and threads for two among them), whatever their addresses
+    # cores that abort() in main without a message share a bucket only within one program (the heapmix
+    # builds for four glibc releases and threads for two are six programs here), whatever their addresses
     same = [n for n in FIXTURES if Truth(n)["crash_signal"] == "SIGABRT" and Truth(n)["crash_function"] == "main"
             and Truth(n).get("abort_message") is None]
     assert len(same) == 6
-    assert f"     {len(same)}  SIGABRT | main" in stdout
-    group = stdout.split(f"     {len(same)}  SIGABRT | main\n", 1)[1].splitlines()[:len(same)]
-    assert sorted(line.strip() for line in group) == sorted(os.path.basename(n) + ".core.xz" for n in same)
+    for name in same:
+        program = os.path.basename(name)
+        line = f"     1  {program}: SIGABRT | main\n"
+        assert line in stdout
+        assert stdout.split(line, 1)[1].splitlines()[0].strip() == program + ".core.xz"
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +188,7 @@ def test_pool_overflow_finding_against_the_truth(pool_report):
     assert damaged["looks_like"] == f'text "{t["overflow_victim_next_free_text"]}"'
     assert int(damaged["value"], 16) == t.int("overflow_victim_next_free")
     assert t["overflow_guard_text"] in "".join(f["evidence"]["hexdump"])
-    assert rep["crash"]["signature"] == "heap-buffer-overflow | pool_alloc | make_log_entry | log_event"
+    assert rep["crash"]["signature"] == "pool_overflow: heap-buffer-overflow | pool_alloc | make_log_entry | log_event"
     pools = rep["heap"]["pools"]
     assert pools[0]["name"] == "g_pool" and pools[0]["address"] == t["g_pool"]
     assert pools[0]["in_use"] == t.int("in_use_at_crash")
@@ -235,6 +238,6 @@ def test_report_command_inside_gdb_prints_the_human_report():
     from conftest import gdb_run
 
     out = gdb_run("pool_overflow", ["gdbext report --pools " + os.path.join(SPECS, "pool_overflow.py")]).stdout
-    assert "signature: heap-buffer-overflow | pool_alloc | make_log_entry | log_event" in out
+    assert "signature: pool_overflow: heap-buffer-overflow | pool_alloc | make_log_entry | log_event" in out
     res = gdb_run("sensor", ["gdbext report --bogus"])
     assert "gdbext report: unrecognized arguments: --bogus" in res.stderr

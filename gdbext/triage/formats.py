@@ -30,7 +30,7 @@ from .report import BATCH_SCHEMA
 __all__ = ["FORMATS", "render", "render_text", "render_markdown", "render_sarif", "render_json", "SARIF_SCHEMA"]
 
 #: The formats ``--format`` accepts.
-FORMATS = ("text", "json", "markdown", "sarif")
+FORMATS = ("text", "json", "markdown", "sarif", "html")
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -470,9 +470,16 @@ def render_json(doc: Dict[str, Any]) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
+def _render_html(doc: Dict[str, Any]) -> str:
+    from .html import render_html  # the page and its SVG heap maps: only when asked
+
+    return render_html(doc)
+
+
 def render(doc: Dict[str, Any], fmt: str) -> str:
     """``doc`` in ``fmt`` (one of :data:`FORMATS`)."""
     renderers = {"text": render_text, "json": render_json, "markdown": render_markdown, "sarif": render_sarif}
+    renderers["html"] = _render_html
     renderer = renderers.get(fmt)
     if renderer is None:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")

@@ -25,9 +25,12 @@ offsets, no argument values, no compiler clone suffixes.  The recipe
 3. drop process and thread start-up frames anywhere (``_start``,
    ``__libc_start_main*``, ``start_thread``, ``clone``: :data:`SKIP_ANYWHERE`);
 4. keep the first :data:`SIGNATURE_FRAMES` remaining names and prefix the
-   finding class: the first finding's kind, else the signal name::
+   finding class: the first finding's kind, else the signal name;
+5. prefix the program's name (the executable's file name,
+   :func:`program_name`), so unrelated programs that crash the same way in
+   ``main`` are not one bucket::
 
-       heap-buffer-overflow | pool_alloc | make_log_entry | log_event
+       pool_overflow: heap-buffer-overflow | pool_alloc | make_log_entry | log_event
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ __all__ = [
     "is_skipped_top",
     "is_startup",
     "significant_frames",
+    "program_name",
     "crash_signature",
 ]
 
@@ -93,6 +97,9 @@ _STRING_VARIANT = re.compile(
     r"^__(mem\w*?|str\w*?|stp\w*?|wmem\w*?|wcs\w*?|raw\w*?)_(?:avx\w*|sse\w*|evex\w*|erms\w*|unaligned\w*|ssse3\w*|"
     r"generic|ifunc|aligned\w*)$"
 )
+_PROGRAM_UNSAFE = re.compile(r"[^A-Za-z0-9._+@-]")
+#: The longest program name kept (a core's NT_PRPSINFO keeps 16 bytes; paths can be anything).
+MAX_PROGRAM = 64
 _QUALIFIERS = re.compile(r"(?:\s*(?:const|volatile|&&|&|noexcept|override|final))+\s*$")
 _OPERATORS = (
     "operator<<=", "operator>>=", "operator<=>", "operator<<", "operator>>", "operator<=", "operator>=",
@@ -239,15 +246,36 @@ def significant_frames(frames: Sequence[Frame]) -> List[Tuple[int, str]]:
     return out
 
 
-def crash_signature(frames: Sequence[Frame], crash_class: str, depth: int = SIGNATURE_FRAMES) -> str:
-    """``CLASS | f1 | f2 | f3``: the class and the first significant frame names.
+def program_name(binary: Optional[str]) -> Optional[str]:
+    """The program part of a signature: the executable's file name, without its directory.
+
+    Anything but letters, digits and ``._+@-`` becomes ``_`` (the name comes from a
+    file name, which may hold anything); None when there is no name.
+
+    >>> program_name("/opt/build-17/bin/pool_overflow")
+    'pool_overflow'
+    """
+    if not binary:
+        return None
+    base = binary.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    base = _PROGRAM_UNSAFE.sub("_", base)[:MAX_PROGRAM]
+    return base or None
+
+
+def crash_signature(
+    frames: Sequence[Frame], crash_class: str, depth: int = SIGNATURE_FRAMES, program: Optional[str] = None
+) -> str:
+    """``PROGRAM: CLASS | f1 | f2 | f3``: the program, the class and the first significant frame names.
 
     :param frames: the crashing thread's frames, innermost first.
     :param crash_class: the first finding's kind, or the signal name.
     :param depth: how many frames to keep.
+    :param program: the program's name (:func:`program_name`); None leaves out ``PROGRAM: ``.
     """
     names = [name for _, name in significant_frames(frames)[:depth]]
     if not names:  # only delivery frames: use them rather than nothing
         names = [frame_name(f) for f in frames[:depth] if not is_startup(frame_name(f))]
     text = " | ".join([crash_class or "crash"] + names)
+    if program:
+        text = f"{program}: {text}"
     return text if len(text) <= MAX_SIGNATURE else text[: MAX_SIGNATURE - 3] + "..."

@@ -1,0 +1,2 @@
+# gdbext/triage/history/migrations/versions/__init__.py - one module per schema revision.
+"""Schema revisions, oldest first by ``down_revision``."""
