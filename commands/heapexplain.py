@@ -7,6 +7,7 @@ from typing import List
 import gdb  # type: ignore[import-not-found]
 
 from ._base import ArgumentParser, GdbextCommand, parse_address
+from ._complete import Complete, Completion
 
 __all__ = ["HeapexplainCommand"]
 
@@ -38,6 +39,7 @@ poison and wild-pointer -- the one that explains the crash first.
 --json gives the documented JSON (docs/forensics.md)."""
 
     command_name = "heapexplain"
+    completion = Completion(parser=lambda: _parser(), positional=Complete.EXPRESSION)
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         args = _parser().parse_args(argv)

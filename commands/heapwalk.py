@@ -14,6 +14,7 @@ from gdbext.specs import REGISTRY
 from gdbext.textutil import printable_text
 
 from ._base import ArgumentParser, GdbextCommand, parse_address
+from ._complete import Complete, Completion, comma_list, pool_names as complete_pools, words
 from ._heap import locate, pool_names
 
 __all__ = ["HeapwalkCommand", "SCHEMA"]
@@ -106,6 +107,9 @@ mmapped, corrupt, and bin kinds tcache, fastbin, unsorted, small, large.
 Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
 
     command_name = "heapwalk"
+    completion = Completion(parser=lambda: _parser(), values={
+        "--pool": complete_pools, "--state": comma_list(sorted(GLIBC_STATES | BIN_KINDS)),
+        "--arena": words(["main"]), "--range": Complete.EXPRESSION})
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         args = _parser().parse_args(argv)

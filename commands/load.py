@@ -8,6 +8,7 @@ from gdbext.kit import KIT
 from gdbext.specs import REGISTRY, load_file
 
 from ._base import GdbextCommand
+from ._complete import Completion, file_names
 
 __all__ = ["LoadSpecsCommand"]
 
@@ -20,6 +21,7 @@ The file calls gdbext.kit.struct_printer(...), gdbext.specs.packed_word(...)
 and gdbext.specs.pool(...); see docs/printer-kit.md and docs/specs.md.  Printers and commands use the declarations at once."""
 
     command_name = "gdbext load"
+    completion = Completion(positional=file_names)
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         if not argv:

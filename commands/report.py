@@ -13,8 +13,16 @@ from gdbext.errors import GdbextError
 from gdbext.specs import load_file
 
 from ._base import ArgumentParser, GdbextCommand
+from ._complete import Completion, file_names
 
 __all__ = ["ReportCommand"]
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="gdbext report", add_help=False)
+    parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--pools", action="append", default=[], metavar="FILE")
+    return parser
 
 
 class ReportCommand(GdbextCommand):
@@ -28,12 +36,11 @@ command line runs this command in batch over core files."""
 
     command_name = "gdbext report"
     command_class = gdb.COMMAND_STATUS
+    completion = Completion(parser=lambda: _parser(), values={"--json": file_names,
+                                                              "--pools": file_names})
 
     def run(self, argv: List[str], from_tty: bool) -> None:
-        parser = ArgumentParser(prog="gdbext report", add_help=False)
-        parser.add_argument("--json", metavar="FILE")
-        parser.add_argument("--pools", action="append", default=[], metavar="FILE")
-        args = parser.parse_args(argv)
+        args = _parser().parse_args(argv)
         for path in args.pools:
             load_file(path)
         from ._report import build_report, render_text  # heavy: only when a report is asked for

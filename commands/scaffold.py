@@ -15,6 +15,7 @@ from gdbext.errors import GdbextError
 from gdbext.scaffold import MemberInfo, TypeInfo, join_type_words, render_module
 
 from ._base import ArgumentParser, GdbextCommand
+from ._complete import Complete, Completion, file_names
 
 __all__ = ["ScaffoldCommand", "describe_type", "lookup_type"]
 
@@ -124,6 +125,14 @@ def collect(names: List[str]) -> List[TypeInfo]:
     return list(found.values())
 
 
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="gdbext scaffold", add_help=False)
+    parser.add_argument("types", nargs="+")
+    parser.add_argument("--output", "-o")
+    parser.add_argument("--force", action="store_true")
+    return parser
+
+
 class ScaffoldCommand(GdbextCommand):
     """Write a starter gdbext printer module for struct types, from the program's DWARF.
 
@@ -136,13 +145,11 @@ names, and TODO comments where flag names and units belong.  Without
 See docs/printer-kit.md."""
 
     command_name = "gdbext scaffold"
+    completion = Completion(parser=lambda: _parser(), positional=Complete.SYMBOL,
+                            values={"--output": file_names})
 
     def run(self, argv: List[str], from_tty: bool) -> None:
-        parser = ArgumentParser(prog="gdbext scaffold", add_help=False)
-        parser.add_argument("types", nargs="+")
-        parser.add_argument("--output", "-o")
-        parser.add_argument("--force", action="store_true")
-        args = parser.parse_args(argv)
+        args = _parser().parse_args(argv)
         types = collect(join_type_words(args.types))
         text = render_module(types, binary=_program())
         if args.output is None:
