@@ -13,6 +13,7 @@ from gdbext.poison import (ALLOCATORS, STATIC_PRESETS, Pattern, Preset, glibc_pe
 
 from ._base import ArgumentParser, GdbextCommand, parse_address
 from ._complete import Completion, pool_names
+from ._output import write
 
 if TYPE_CHECKING:  # the forensics are heavy: imported when the command runs
     from gdbext.forensics.context import ForensicContext
@@ -120,4 +121,4 @@ pools), pool:NAME, all (every writable mapping) or A-B."""
             gdb.write(json.dumps(report.to_dict()) + "\n")
             return
         for line in report.text_lines():
-            gdb.write(line + "\n")
+            write(line + "\n")

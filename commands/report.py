@@ -14,6 +14,7 @@ from gdbext.specs import load_file
 
 from ._base import ArgumentParser, GdbextCommand
 from ._complete import Completion, file_names
+from ._output import write
 
 __all__ = ["ReportCommand"]
 
@@ -55,4 +56,4 @@ command line runs this command in batch over core files."""
                 raise GdbextError(f"cannot write {args.json}: {err.strerror}") from None
             print(f"gdbext: report written to {args.json}")
         else:
-            gdb.write(render_text(report))
+            write(render_text(report))

@@ -16,6 +16,7 @@ from gdbext.specs import REGISTRY
 
 from ._base import ArgumentParser, GdbextCommand, parse_address
 from ._complete import Complete, Completion, pool_names as complete_pools
+from ._output import write
 from ._heap import locate
 from ._roots import collect_roots
 
@@ -98,7 +99,7 @@ Declared pools (gdbext load SPEC) are searched too; --pool restricts them."""
         if args.json:
             gdb.write(json.dumps(_json(result, finder, notes), indent=1) + "\n")
         else:
-            gdb.write(_text(result, finder, notes))
+            write(_text(result, finder, notes))
 
 
 def _chunk_words(result: ChunkReferences) -> str:

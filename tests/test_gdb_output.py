@@ -41,3 +41,42 @@ def test_show_gdbext_lists_every_setting_with_its_value():
             assert shown == (f'"{value}"' if value else "unset"), line
     assert 'gdbext mp:  "0x10"' in after and "gdbext show-raw:  on" in after
     assert "gdbext show-raw:  off" in before
+
+
+WIDE_COMMANDS = ["heapwalk --check", "heapwalk --summary", "heapexplain", "heapexplain 0x4b0b38",
+                 "poisonscan", "whopoints 0x4b06e0", "gdbext report"]
+
+
+def _blocks(out: str, n: int):
+    return [out.split(f"@@{i}\n", 1)[1].split(f"@@{i + 1}\n", 1)[0] for i in range(n)]
+
+
+def _run_at(width: int, commands):
+    cmds = [f"set width {width}"]
+    for i, c in enumerate(commands):
+        cmds += [f"echo @@{i}\\n", c]
+    cmds.append(f"echo @@{len(commands)}\\n")
+    out = re.sub(r"gdbext-core-\w+", "CORE", gdb_run("heap_overflow", cmds).stdout)  # the temporary core's name
+    return _blocks(out, len(commands))
+
+
+def test_output_fits_gdbs_width_and_loses_nothing():
+    """At `set width 80` every line fits; wrapping only moves words (the unlimited output has the same words)."""
+    wide = _run_at(0, WIDE_COMMANDS + ["heapwalk"])
+    narrow = _run_at(80, WIDE_COMMANDS + ["heapwalk"])
+    assert max(len(line) for block in wide for line in block.splitlines()) > 100  # the test has teeth
+    for cmd, w, n in zip(WIDE_COMMANDS, wide, narrow):
+        assert all(len(line) < 80 for line in n.splitlines()), (cmd, n)
+        assert w.split() == n.split(), cmd
+    # the chunk listing keeps one line per chunk, shortening the byte preview instead of wrapping
+    w_rows, n_rows = wide[-1].splitlines(), narrow[-1].splitlines()
+    assert all(len(line) < 80 for line in n_rows)
+    unparsed = [i for i, line in enumerate(n_rows) if "unparsed" in line]
+    assert unparsed  # the corrupt heap's unparsed range: prose, wrapped like the rest
+    assert " ".join(n_rows[unparsed[0]:]).split() == " ".join(w_rows[unparsed[0]:]).split()
+    w_rows, n_rows = w_rows[:unparsed[0]], n_rows[:unparsed[0]]
+    assert len(w_rows) == len(n_rows) > 5
+    for w, n in zip(w_rows, n_rows):
+        assert n.split()[:6] == w.split()[:6]
+        shown = n.split("|")[0].split()[6:]
+        assert 1 <= len(shown) and w.split()[6:6 + len(shown)] == shown
