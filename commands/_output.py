@@ -8,13 +8,15 @@
   ``height`` lines; answering ``q`` raises KeyboardInterrupt out of the
   write, which ends the command the way gdb's own commands end.
 * Colour: only when ``set style enabled`` is on (gdb turns it off in batch
-  mode, for dumb terminals and when the user asks); addresses take gdb's
+  mode, for dumb terminals and when the user asks) and gdb writes to a
+  terminal; the escapes are gdb's own (``ESC[32m`` ... ``ESC[m``); addresses take gdb's
   ``style address`` colours, severities (``error:``, ``==>``) ``style
   highlight``, section headings ``style title``.  A user's ``set style
   address foreground green`` recolours gdbext's addresses too.
 """
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 from typing import Dict, Iterable, List, Optional
@@ -64,8 +66,8 @@ def fit(line: str, width: Optional[int]) -> List[str]:
 
 
 def style_enabled() -> bool:
-    """Whether gdb styles its output now (``show style enabled``)."""
-    return _parameter("style enabled") is True
+    """Whether gdb styles its output now: ``style enabled`` on and gdb's stdout a terminal (gdb's own rule)."""
+    return _parameter("style enabled") is True and os.isatty(1)
 
 
 def _sgr(style: str) -> str:
@@ -88,7 +90,7 @@ def styled(text: str, style: str) -> str:
     if not style_enabled():
         return text
     start = _sgr(style)
-    return f"{start}{text}\x1b[0m" if start else text
+    return f"{start}{text}\x1b[m" if start else text
 
 
 class _Styler:
@@ -100,7 +102,7 @@ class _Styler:
 
     def _wrap(self, text: str, style: str) -> str:
         start = self.codes.get(style, "")
-        return f"{start}{text}\x1b[0m" if start else text
+        return f"{start}{text}\x1b[m" if start else text
 
     def __call__(self, line: str) -> str:
         if not self.on:
