@@ -156,3 +156,24 @@ def test_a_python_gdb_cannot_use_is_refused_with_one_line(installed, tmp_path):
 def _site_packages(venv) -> str:
     out = _run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
     return out.stdout.strip()
+
+
+def test_pipx_install_then_setup_gdb(installed, tmp_path):
+    """The other documented path: ``pipx install gdbext`` (here the built wheel), then its setup-gdb."""
+    pipx = shutil.which("pipx")
+    if pipx is None:
+        pytest.skip("pipx is not installed (.ci/run installs Debian's pipx)")
+    _, wheel = installed
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _env(home)
+    env.update(PIPX_HOME=str(tmp_path / "pipx"), PIPX_BIN_DIR=str(tmp_path / "bin"))
+    res = _run([pipx, "install", wheel], env=env)
+    assert res.returncode == 0, res.stdout[-1000:] + res.stderr[-2000:]
+    setup = _run([tmp_path / "bin" / "gdbext", "setup-gdb"], env=env)
+    assert setup.returncode == 0, setup.stderr
+    probe = "python import gdbext; print('@@from', gdbext.__file__)"
+    fresh = _run([find_gdb(), "-batch", "-ex", "info pretty-printer", "-ex", probe], env=env)
+    assert _printers(fresh.stdout), fresh.stdout + fresh.stderr
+    origin = next(line.split(" ", 1)[1] for line in fresh.stdout.splitlines() if line.startswith("@@from"))
+    assert origin.startswith(str(tmp_path / "pipx")), origin
