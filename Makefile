@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.gdbext-installed
 CORES  := fixtures/cores
 
-.PHONY: venv demo test fixtures bench clean
+.PHONY: venv demo test fixtures bench wheel clean
 
 $(STAMP): setup.py
+	@echo "make: setting up $(VENV) (pip install -e '.[test]')"
 	@$(PYTHON) -m venv $(VENV) || { \
 	  echo "make: '$(PYTHON) -m venv' failed; on Debian: apt-get install python3-venv"; rm -rf $(VENV); exit 1; }
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $@
 
 venv: $(STAMP)
@@ -29,5 +30,10 @@ fixtures:
 bench: venv
 	$(BIN)/python benchmarks/heapwalk_bench.py
 
+# A wheel to install without a checkout (README: "Installing without a checkout").
+wheel: venv
+	@$(BIN)/python -m pip wheel -q --no-deps -w dist .
+	@ls dist/gdbext-*.whl
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
