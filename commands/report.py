@@ -10,11 +10,10 @@ from typing import List
 import gdb  # type: ignore[import-not-found]
 
 from gdbext.errors import GdbextError
-from gdbext.specs import load_file
-
 from ._base import ArgumentParser, GdbextCommand
 from ._complete import Completion, file_names
 from ._output import write
+from ._pools import load_validated
 
 __all__ = ["ReportCommand"]
 
@@ -43,7 +42,9 @@ command line runs this command in batch over core files."""
     def run(self, argv: List[str], from_tty: bool) -> None:
         args = _parser().parse_args(argv)
         for path in args.pools:
-            load_file(path)
+            _, problems = load_validated(path)  # a wrong spec would only give false findings
+            if problems:
+                raise GdbextError(f"{path}: " + "; ".join(problems))
         from ._report import build_report, render_text  # heavy: only when a report is asked for
 
         report = build_report()

@@ -40,7 +40,7 @@ def fixture_core(tmp_path_factory):
             xz = os.path.join(CORES, name + ".core.xz")
             if not os.path.exists(xz) or not os.path.exists(os.path.join(CORES, name)):
                 pytest.skip(f"fixture core {name} not built")
-            path = out / (name + ".core")
+            path = out / (name.replace("/", "_") + ".core")
             with lzma.open(xz) as src, open(path, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             core = corefile.CoreFile(str(path), os.path.join(CORES, name))
@@ -58,8 +58,9 @@ def by_check(report):
     return out
 
 
-def test_heap_overflow(fixture_core):
-    heap, gt = fixture_core("heap_overflow")
+@pytest.mark.parametrize("name", ["heap_overflow", "glibc/heap_overflow-sid"])
+def test_heap_overflow(fixture_core, name):
+    heap, gt = fixture_core(name)
     report = check_heap(heap)
     v = by_check(report)
     victim = v["chunk.size.alignment"][0]
@@ -81,8 +82,9 @@ def test_binary_overflow(fixture_core):
     assert int.from_bytes(bad.raw, "little") == gt.int("victim_size_field_after")
 
 
-def test_tcache_uaf(fixture_core):
-    heap, gt = fixture_core("tcache_uaf")
+@pytest.mark.parametrize("name", ["tcache_uaf", "glibc/tcache_uaf-sid"])
+def test_tcache_uaf(fixture_core, name):
+    heap, gt = fixture_core(name)
     report = check_heap(heap)
     v = by_check(report)
     head = v["tcache.unaligned"][0]
@@ -93,8 +95,9 @@ def test_tcache_uaf(fixture_core):
     assert heap.tcache_key == gt.int("victim_tcache_key")
 
 
-def test_double_free(fixture_core):
-    heap, gt = fixture_core("double_free")
+@pytest.mark.parametrize("name", ["double_free", "glibc/double_free-sid"])
+def test_double_free(fixture_core, name):
+    heap, gt = fixture_core(name)
     report = check_heap(heap)
     assert report.ok, [str(x) for x in report.violations]
     recs = {c.address: c for c in HeapWalker(heap).chunks()}
@@ -115,8 +118,9 @@ def test_uaf_perturb(fixture_core):
     assert heap.memory.word(gt.int("victim_addr")) == gt.int("victim_fd_protected")
 
 
-def test_threads(fixture_core):
-    heap, gt = fixture_core("threads")
+@pytest.mark.parametrize("name", ["threads", "glibc/threads-sid"])
+def test_threads(fixture_core, name):
+    heap, gt = fixture_core(name)
     assert len(heap.arenas) == gt.int("expected_arenas")
     assert len(heap.tcaches) == gt.int("nthreads")
     report = check_heap(heap)

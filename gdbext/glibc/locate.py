@@ -22,7 +22,7 @@ from ..errors import MemoryReadError
 from ..memory import MemorySource
 from .findings import Findings, Violation
 from .heuristics import VersionEvidence, find_arenas, find_mp, infer_version, mp_layout_score, validate_arena
-from .layouts import MAX_VERSION, MIN_VERSION, GlibcVersion, Layout, cross_check, layout_for
+from .layouts import MAX_VERSION, MIN_VERSION, GlibcVersion, Layout, cross_check, layout_for, shape_representatives
 from .mmapped import PAGE, MmappedLocator
 from .model import (
     ArenaInfo,
@@ -61,7 +61,9 @@ class _Locator(TcacheLocator, MmappedLocator):
         self.ps = source.pointer_size
         self.order = byteorder_of(source)
         #: structural facts for version inference (see heuristics.infer_version)
-        self.mp_newer: Optional[bool] = None
+        self.mp_newer: "Optional[bool | Layout]" = None
+        self.version_known = False
+        self.tcache_fill = 0  #: mp_.tcache_count once read (0: the release's default)
         self.hi_size: Optional[int] = None
 
     # -- violations ------------------------------------------------------------
@@ -89,13 +91,16 @@ class _Locator(TcacheLocator, MmappedLocator):
             self.notes.append(f"glibc {vinfo.version} is outside the supported {MIN_VERSION}-{MAX_VERSION}; "
                               "using the nearest layout")
         # main_arena
+        self.version_known = vinfo.version is not None
         main, main_how = self.find_main(probe)
+        if vinfo.version is None:
+            probe = self.arena_shape(probe, main)
         # mp_
         mp, mp_how, mp_layout = self.find_mp(vinfo, probe)
-        # the ring: malloc_state is the same from 2.27 to 2.41
+        # the ring (malloc_state: one layout 2.27-2.42, another from 2.43)
         arenas = self.arena_ring(probe, main)
         if vinfo.version is None:
-            self.mp_newer = None if mp_layout is None else mp_layout.version >= (2, 35)
+            self.mp_newer = mp_layout
             self.hi_size = self.heap_info_size(probe, arenas)
             evidence = infer_version(mp_newer=self.mp_newer, layout_ps=self.ps, heap_info_size=self.hi_size)
             probe = self.layout(evidence.pick())
@@ -117,6 +122,7 @@ class _Locator(TcacheLocator, MmappedLocator):
                 self.heap_segments(layout, arena, hms, {a.address for a in arenas})
             for seg in arena.segments:
                 memory.add(seg)
+        self.tcache_fill = mp_values.get("tcache_count") or 0
         tcaches = self.find_tcaches(layout, arenas, memory)
         if evidence is not None:
             # refine the release with tcache facts, then rebuild the layout if it moved
@@ -178,7 +184,12 @@ class _Locator(TcacheLocator, MmappedLocator):
         addr = self.src.symbol("main_arena")
         if addr is not None:
             return addr, "symbol"
-        cands = find_arenas(self.src, probe, self.limits.scan_budget)
+        # release unknown: every malloc_state shape, the older first (a 2.27-2.42 arena with empty
+        # fastbins also reads as a 2.43 one 0x58 bytes further on: on a tie the older shape wins)
+        probes = [probe] if self.version_known else \
+            [self.layout(v) for v in reversed(shape_representatives("malloc_state", self.ps))]
+        cands = [c for lay in probes for c in find_arenas(self.src, lay, self.limits.scan_budget)]
+        cands.sort(key=lambda c: (-c.score, -c.votes))
         if not cands:
             raise HeapNotFoundError(
                 "main_arena not found: no symbol, and no malloc_state in writable data "
@@ -192,9 +203,18 @@ class _Locator(TcacheLocator, MmappedLocator):
                           f"({best.votes} empty bins, score {best.score})")
         return best.address, "heuristic"
 
+    def arena_shape(self, probe: Layout, main: int) -> Layout:
+        """With the release unknown: the malloc_state layout ``main`` fits best."""
+        best, best_score = probe, -1
+        for version in reversed(shape_representatives("malloc_state", self.ps)):  # older first: ties go to them
+            lay = self.layout(version)
+            checked = validate_arena(self.src, lay, main)
+            if checked is not None and checked[0] > best_score:
+                best, best_score = lay, checked[0]
+        return best
+
     def find_mp(self, vinfo: VersionInfo, probe: Layout) -> Tuple[Optional[int], str, Optional[Layout]]:
-        old = self.layout((2, 34))
-        new = self.layout(MAX_VERSION)
+        shapes = [self.layout(v) for v in shape_representatives("malloc_par", self.ps)]
         addr: Optional[int]
         if self.ov.mp is not None:
             addr, how = self.ov.mp, "override"
@@ -204,11 +224,10 @@ class _Locator(TcacheLocator, MmappedLocator):
         if addr is not None:
             if vinfo.version is not None:
                 return addr, how, None
-            s_old = mp_layout_score(self.src, old, addr)
-            s_new = mp_layout_score(self.src, new, addr)
-            return addr, how, new if s_new >= s_old else old
-        found = find_mp(self.src, [new, old] if vinfo.version is None or vinfo.version >= (2, 35) else [old, new],
-                        self.limits.scan_budget)
+            scored = [(mp_layout_score(self.src, lay, addr), -i, lay) for i, lay in enumerate(shapes)]
+            return addr, how, max(scored, key=lambda t: (t[0], t[1]))[2]
+        found = find_mp(self.src, [probe] + [s for s in shapes if s is not probe] if vinfo.version is not None
+                        else shapes, self.limits.scan_budget)
         if found is None:
             self.notes.append("mp_ not found: the main heap starts at its mapping (sbrk_base unknown)")
             return None, "missing", None
@@ -228,7 +247,7 @@ class _Locator(TcacheLocator, MmappedLocator):
         if self.ov.heap_max_size is not None:
             return self.ov.heap_max_size
         hp = mp_values.get("hp_pagesize", 0)
-        if layout.version >= (2, 35) and hp and hp & (hp - 1) == 0:
+        if layout.has_huge_pages and hp and hp & (hp - 1) == 0:
             return 4 * hp  # 2.35: heap_max_size() with huge pages
         return layout.default_heap_max_size
 
@@ -258,8 +277,8 @@ class _Locator(TcacheLocator, MmappedLocator):
         def words_at(name: str) -> int:
             return struct_field(data, ms, name, order)
 
-        nf = ms.counts["fastbinsY"]
-        fast = tuple(struct_field(data, ms, "fastbinsY", self.order, i) for i in range(nf))
+        # 2.43 has no fastbins: no heads at all (not empty ones)
+        fast = tuple(struct_field(data, ms, "fastbinsY", self.order, i) for i in range(layout.nfastbins))
         nb = ms.counts["bins"]
         off = ms["bins"]
         bins = struct_words(data[off : off + nb * self.ps], layout)
