@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.gdbext-installed
 CORES  := fixtures/cores
 
-.PHONY: venv demo test fixtures bench wheel clean
+.PHONY: venv demo test fixtures bench accuracy wheel clean
 
 $(STAMP): setup.py
 	@echo "make: setting up $(VENV) (pip install -e '.[test]')"
@@ -29,6 +29,12 @@ fixtures:
 
 bench: venv
 	$(BIN)/python benchmarks/heapwalk_bench.py
+
+# The ASan-oracle corpus: agreement of gdbext's findings with AddressSanitizer.
+# SEEDS=0:200 is the CI subset (tests/test_oracle_corpus.py); the default is the full run.
+SEEDS ?= 0:2000
+accuracy: venv
+	$(BIN)/python benchmarks/accuracy.py --seeds $(SEEDS) --json accuracy.json
 
 # A wheel to install without a checkout (README: "Installing without a checkout").
 wheel: venv

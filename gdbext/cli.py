@@ -153,7 +153,9 @@ def _cmd_scaffold(args: argparse.Namespace) -> int:
     """Write a starter printer module for struct types, read from BINARY's DWARF by gdb in batch."""
     from .scaffold import scaffold_binary
 
-    text = scaffold_binary(args.binary, args.type, timeout=args.timeout)
+    if not args.type and not args.pool:
+        raise GdbextError("give --type TYPE or --pool VAR")
+    text = scaffold_binary(args.binary, args.type, timeout=args.timeout, pool=args.pool)
     if args.output is None:
         sys.stdout.write(text)
         return EXIT_OK
@@ -265,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scaffold", help="write a starter printer module for struct types from a binary's DWARF")
     p.add_argument("binary")
-    p.add_argument("--type", action="append", required=True, metavar="TYPE",
+    p.add_argument("--type", action="append", default=[], metavar="TYPE",
                    help="'struct NAME', 'union NAME' or a typedef (repeatable)")
+    p.add_argument("--pool", metavar="VAR", help="propose a pool spec for this variable")
     p.add_argument("--output", "-o", metavar="FILE", help="write the module here (default: stdout)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --output file")
     p.add_argument("--timeout", type=_seconds, default=120.0)

@@ -21,7 +21,8 @@ import pytest
 
 from tests.conftest import needs_gcc, needs_gdb
 from tests.oracle import asan
-from tests.oracle.cases import BugKind, Crash, Neighbour, SizeClass, detectability, make_case, usable_size
+from tests.oracle.cases import (POOL_KINDS, POOL_SEED_BASE, BugKind, Crash, Neighbour, SizeClass, detectability,
+                                make_case, make_pool_case, usable_size)
 from tests.oracle.runner import run_case
 from tests.oracle.score import FIGURES, render, score, table
 
@@ -86,7 +87,9 @@ def test_detectability_is_decided_by_rule():
 def test_cases_cover_every_axis():
     cases = [make_case(s) for s in range(200)]
     assert {c.kind for c in cases} == set(BugKind)
-    assert {c.size_class for c in cases} == set(SizeClass)
+    assert {c.size_class for c in cases} == set(SizeClass) - {SizeClass.POOL}
+    pools = [make_pool_case(POOL_SEED_BASE + s) for s in range(40)]
+    assert {c.kind for c in pools} == set(POOL_KINDS) and {c.size_class for c in pools} == {SizeClass.POOL}
     assert {c.neighbour for c in cases} == set(Neighbour)
     assert {c.crash for c in cases} == set(Crash)
     assert {c.perturb for c in cases} == {True, False}
@@ -113,20 +116,30 @@ def test_corpus_subset_holds_the_ratchet(tmp_path):
     with open(RATCHET, encoding="utf-8") as fh:
         ratchet = json.load(fh)
     lo, hi = ratchet["seeds"]
+    plo, phi = ratchet["pool_seeds"]
     assert hi - lo >= 200
-    cases = [make_case(s) for s in range(lo, hi)]
+    cases = [make_case(s) for s in range(lo, hi)] + [make_pool_case(POOL_SEED_BASE + s) for s in range(plo, phi)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         outcomes = list(pool.map(lambda c: run_case(c, str(tmp_path)), cases))
     scores = [score(o) for o in outcomes]
     tab = table(scores)
     print(render(tab))
+    out = os.environ.get("GDBEXT_ORACLE_JSON")  # to raise the ratchet from a CI run's figures
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            json.dump({"table": tab, "cases": [s.to_dict() for s in scores]}, fh, indent=1)
     overall = tab["overall"]
     errors = [f"{s.seed}: {s.error}" for s in scores if s.error]
     assert overall["errors"] <= ratchet["max_errors"], errors[:5]
     assert overall["detectable"] >= ratchet["min_detectable"]
+    def floor(name: str) -> float:
+        # one case's worth of slack per figure (thread scheduling may move a two-thread case)
+        n = overall[name + "_n"] or 1
+        return ratchet["figures"][name] - 100.0 * ratchet["tolerance_cases"] / n - 0.05
+
     fell = {name: (overall[name], ratchet["figures"][name]) for name in FIGURES
             if ratchet["figures"].get(name) is not None
-            and (overall[name] is None or overall[name] < ratchet["figures"][name])}
+            and (overall[name] is None or overall[name] < floor(name))}
     assert not fell, f"agreement fell below the ratchet (now, recorded): {fell}"
     assert overall["twin_false"] <= ratchet["max_twin_false"], [
         s.seed for s in scores if s.twin_clean is False]

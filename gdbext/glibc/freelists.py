@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .findings import Findings, Violation
 from .layouts import NBINS
+from .tunables import malloc_params
 from .model import ArenaInfo, GlibcHeap, TcacheInfo
 
 __all__ = [
@@ -210,7 +211,7 @@ class _Builder:
         tp = lay.tcache_perthread
         tag = "" if len(self.heap.tcaches) == 1 else f"@{t.address:#x}"
         cname = lay.tcache_counts_field  # counts[] (held) or num_slots[] (slots left, 2.42+)
-        fill = self.heap.mp_values.get("tcache_count") or lay.default_tcache_count
+        fill = malloc_params(lay, self.heap.mp_values, self.heap.tunables)["tcache_count"]
         small = lay.tcache_small_bins
         for i in range(min(lay.tcache_bins, len(t.entries))):
             head = t.entries[i]

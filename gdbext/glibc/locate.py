@@ -22,7 +22,17 @@ from ..errors import MemoryReadError
 from ..memory import MemorySource
 from .findings import Findings, Violation
 from .heuristics import VersionEvidence, find_arenas, find_mp, infer_version, mp_layout_score, validate_arena
-from .layouts import MAX_VERSION, MIN_VERSION, GlibcVersion, Layout, cross_check, layout_for, shape_representatives
+from .layouts import (
+    MAX_VERSION,
+    MIN_VERSION,
+    GlibcVersion,
+    Layout,
+    cross_check,
+    layout_for,
+    releases_where,
+    shape_representatives,
+    table_releases,
+)
 from .mmapped import PAGE, MmappedLocator
 from .model import (
     ArenaInfo,
@@ -37,6 +47,7 @@ from .model import (
 )
 from .segments import HeapMemory, HeapSegment, byteorder_of, readable_extent
 from .tcaches import TcacheLocator
+from .tunables import malloc_params, read_tunables
 from .version import VersionInfo, detect_version
 
 __all__ = [
@@ -63,6 +74,7 @@ class _Locator(TcacheLocator, MmappedLocator):
         #: structural facts for version inference (see heuristics.infer_version)
         self.mp_newer: "Optional[bool | Layout]" = None
         self.version_known = False
+        self.state_shapes: List[Layout] = []  #: malloc_state layouts to try while the release is unknown
         self.tcache_fill = 0  #: mp_.tcache_count once read (0: the release's default)
         self.hi_size: Optional[int] = None
 
@@ -90,13 +102,15 @@ class _Locator(TcacheLocator, MmappedLocator):
         if vinfo.version is not None and not (MIN_VERSION <= vinfo.version <= MAX_VERSION):
             self.notes.append(f"glibc {vinfo.version} is outside the supported {MIN_VERSION}-{MAX_VERSION}; "
                               "using the nearest layout")
-        # main_arena
+        # mp_ first: with the release unknown, its layout tells which malloc_state shapes can be
+        # (a 2.42 arena with empty fastbins also reads as a 2.43 one 0x58 bytes further on)
+        mp, mp_how, mp_layout = self.find_mp(vinfo, probe)
         self.version_known = vinfo.version is not None
+        self.state_shapes = [] if self.version_known else self.arena_shapes(mp_layout)
+        # main_arena
         main, main_how = self.find_main(probe)
         if vinfo.version is None:
             probe = self.arena_shape(probe, main)
-        # mp_
-        mp, mp_how, mp_layout = self.find_mp(vinfo, probe)
         # the ring (malloc_state: one layout 2.27-2.42, another from 2.43)
         arenas = self.arena_ring(probe, main)
         if vinfo.version is None:
@@ -122,7 +136,10 @@ class _Locator(TcacheLocator, MmappedLocator):
                 self.heap_segments(layout, arena, hms, {a.address for a in arenas})
             for seg in arena.segments:
                 memory.add(seg)
-        self.tcache_fill = mp_values.get("tcache_count") or 0
+        tunables = read_tunables(self.src)
+        if tunables:
+            self.notes.append(f"GLIBC_TUNABLES={tunables.text} (from {tunables.how})")
+        self.tcache_fill = malloc_params(layout, mp_values, tunables)["tcache_count"]
         tcaches = self.find_tcaches(layout, arenas, memory)
         if evidence is not None:
             # refine the release with tcache facts, then rebuild the layout if it moved
@@ -154,7 +171,7 @@ class _Locator(TcacheLocator, MmappedLocator):
             mp=mp, mp_how=mp_how, mp_values=mp_values, sbrk_base=sbrk, heap_max_size=hms,
             global_max_fast=gmf, arenas=arenas, tcaches=tcaches, mmapped=mmapped, memory=memory,
             limits=self.limits, tcache_key=key, tcache_key_how=key_how, violations=self.findings,
-            notes=self.notes, layout_mismatches=mismatches,
+            notes=self.notes, layout_mismatches=mismatches, tunables=tunables,
         )
         for err in memory.read_errors:
             self.notes.append(f"cannot read heap segment {err[0]:#x}+{err[1]:#x}: {err[2]}")
@@ -184,10 +201,8 @@ class _Locator(TcacheLocator, MmappedLocator):
         addr = self.src.symbol("main_arena")
         if addr is not None:
             return addr, "symbol"
-        # release unknown: every malloc_state shape, the older first (a 2.27-2.42 arena with empty
-        # fastbins also reads as a 2.43 one 0x58 bytes further on: on a tie the older shape wins)
-        probes = [probe] if self.version_known else \
-            [self.layout(v) for v in reversed(shape_representatives("malloc_state", self.ps))]
+        # release unknown: each malloc_state shape mp_ allows, the older first (see arena_shapes)
+        probes = [probe] if self.version_known else self.state_shapes
         cands = [c for lay in probes for c in find_arenas(self.src, lay, self.limits.scan_budget)]
         cands.sort(key=lambda c: (-c.score, -c.votes))
         if not cands:
@@ -203,11 +218,23 @@ class _Locator(TcacheLocator, MmappedLocator):
                           f"({best.votes} empty bins, score {best.score})")
         return best.address, "heuristic"
 
+    def arena_shapes(self, mp_layout: Optional[Layout]) -> List[Layout]:
+        """The malloc_state layouts the release can have, older first (a tie goes to them),
+        narrowed to the releases of ``mp_``'s layout when it is known."""
+        shapes = [self.layout(v) for v in reversed(shape_representatives("malloc_state", self.ps))]
+        if mp_layout is None:
+            return shapes
+        mp_shape = sorted(mp_layout.malloc_par.offsets.values())
+        lo, hi = releases_where(lambda L: sorted(L.malloc_par.offsets.values()) == mp_shape, self.ps)
+        fits = [lay for lay in shapes
+                if any(lo <= v <= hi for v in table_releases()
+                       if self.layout(v).malloc_state.offsets == lay.malloc_state.offsets)]
+        return fits or shapes
+
     def arena_shape(self, probe: Layout, main: int) -> Layout:
         """With the release unknown: the malloc_state layout ``main`` fits best."""
         best, best_score = probe, -1
-        for version in reversed(shape_representatives("malloc_state", self.ps)):  # older first: ties go to them
-            lay = self.layout(version)
+        for lay in self.state_shapes:
             checked = validate_arena(self.src, lay, main)
             if checked is not None and checked[0] > best_score:
                 best, best_score = lay, checked[0]

@@ -24,8 +24,8 @@ from .segments import ByteOrder, HeapMemory
 
 __all__ = ["TcacheLocator", "MAX_TCACHE_SCAN"]
 
-#: chunks walked per arena when looking for 2.43 tcaches (not the first chunk there)
-MAX_TCACHE_SCAN = 1 << 16
+#: bytes of each heap segment searched for 2.43 tcaches (not the first chunk there)
+MAX_TCACHE_SCAN = 4 << 20
 
 
 class TcacheLocator:
@@ -121,34 +121,38 @@ class TcacheLocator:
     def _scan_tcaches(self, layout: Layout, arenas: Sequence[ArenaInfo], memory: HeapMemory,
                       seen: "set[int]") -> List[TcacheInfo]:
         """2.43: a thread makes its tcache at its first free(), so it is not the
-        heap's first chunk: walk the first :data:`MAX_TCACHE_SCAN` chunks of each
-        arena's segments for chunks of the tcache's size whose slot counts agree
-        with their bin heads (``num_slots[i] == tcache_count`` exactly when
-        ``entries[i]`` is NULL, a corrupted bin or two allowed)."""
+        heap's first chunk: look at every aligned header position of the first
+        :data:`MAX_TCACHE_SCAN` bytes of each heap segment (no chunk walk: the
+        segment's first chunk is not always known) for a size word of the
+        tcache's chunk whose struct's slot counts agree with its bin heads
+        (``num_slots[i] == tcache_count`` exactly when ``entries[i]`` is NULL,
+        a corrupted bin or two allowed)."""
         out: List[TcacheInfo] = []
         want = layout.tcache_chunk_size
         fill = self.tcache_fill or layout.default_tcache_count
         ps = self.ps
+        step = layout.malloc_alignment
         for arena in arenas:
-            budget = MAX_TCACHE_SCAN
             for seg in arena.segments:
-                p = layout.first_chunk(seg.start)
-                while p + 2 * ps <= seg.end and budget > 0:
-                    budget -= 1
-                    raw = memory.word(p + ps)
-                    if raw is None:
-                        break
-                    size = raw & ~7
-                    if size < layout.minsize or p + size > seg.end:
-                        break  # corrupt header: the walker reports it
-                    addr = p + layout.chunk_hdr
-                    if size == want and addr not in seen:
-                        t = self.read_tcache(layout, addr, "scan", arena.address)
-                        if t is not None and self._slots_agree(layout, t, fill) \
-                                and self._plausible_tcache(layout, t, memory):
-                            seen.add(addr)
-                            out.append(t)
-                    p += size
+                base = layout.first_chunk(seg.start)
+                size = min(seg.end - base, MAX_TCACHE_SCAN)
+                if size < 2 * ps:
+                    continue
+                try:
+                    data = bytes(self.src.read_buffer(base, size))
+                except MemoryReadError:
+                    continue
+                for off in range(ps, size - ps + 1, step):  # the size word of a chunk at base + off - ps
+                    if int.from_bytes(data[off : off + ps], self.order) & ~7 != want:
+                        continue
+                    addr = base + off - ps + layout.chunk_hdr
+                    if addr in seen:
+                        continue
+                    t = self.read_tcache(layout, addr, "scan", arena.address)
+                    if t is not None and self._slots_agree(layout, t, fill) \
+                            and self._plausible_tcache(layout, t, memory):
+                        seen.add(addr)
+                        out.append(t)
         return out
 
     @staticmethod

@@ -20,16 +20,21 @@ change with the release.
   the private ``apr_pool_t``'s ``active`` field (its twelfth pointer,
   offset 88, in a build without APR_POOL_DEBUG).  Allocations carry no
   header: ``first_avail`` is where the next one starts.
+* A family of pools from one descriptor table (:func:`pools_from_table`):
+  lwIP's ``memp_pools[]`` when lwIP is built with ``MEMP_MEM_MALLOC=0``.
+  Debian's ``liblwip`` is built with ``MEMP_MEM_MALLOC=1`` (memp_malloc is
+  malloc), so it has no such table; custom builds usually do.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import List, Sequence, Tuple
 
 import construct as c
 
-from .spec import Chained, Magic, Nodes, PoolSpec, Tree
+from .spec import Chained, FixedSlots, FreeList, InFreeList, Magic, Nodes, PoolSpec, Tree
 
-__all__ = ["TALLOC_CHUNK", "talloc_free_magic", "talloc_pool", "talloc_tree", "APR_MEMNODE", "apr_pool"]
+__all__ = ["TALLOC_CHUNK", "talloc_free_magic", "talloc_pool", "talloc_tree", "APR_MEMNODE", "apr_pool",
+           "pools_from_table"]
 
 #: struct talloc_chunk of talloc 2.4 (x86-64), padded to TC_HDR_SIZE (96).
 TALLOC_CHUNK = c.Struct(
@@ -99,3 +104,31 @@ def apr_pool(name: str, pool: str) -> PoolSpec:
                        used_end="first_avail", end="endp", ring=True),
         header=APR_MEMNODE,
     )
+
+
+def pools_from_table(name: str, table: str, count: int, *, first: str, slot_size: str, slots: str,
+                     free_head: str, header: object, link: str = "next", payload_offset: int = 0,
+                     names: Sequence[str] = ()) -> List[PoolSpec]:
+    """A family of fixed-slot pools described by one descriptor table: one spec per entry.
+
+    ``first``, ``slot_size``, ``slots`` and ``free_head`` are expressions with ``{entry}`` standing for
+    the table's entry (``TABLE[i]``), e.g. lwIP built with ``MEMP_MEM_MALLOC=0``:
+    ``pools_from_table("memp", "memp_pools", MEMP_MAX, first="{entry}->base", slot_size="{entry}->size",
+    slots="{entry}->num", free_head="*{entry}->tab", header=c.Struct("next" / c.Int64ul))``.
+    A free element's link lives in its own payload (``payload_offset=0``), so a slot is free exactly
+    when it is on its list.  ``names`` names the entries (``memp[UDP_PCB]``), else by index.
+    """
+    out = []
+    for i in range(count):
+        entry = f"({table})[{i}]"
+        label = names[i] if i < len(names) else str(i)
+        out.append(PoolSpec(
+            name=f"{name}[{label}]",
+            geometry=FixedSlots(first=first.format(entry=entry), slot_size=slot_size.format(entry=entry),
+                                count=slots.format(entry=entry)),
+            header=header,  # type: ignore[arg-type]
+            payload_offset=payload_offset,
+            free_list=FreeList(head=free_head.format(entry=entry), link=link),
+            in_use=InFreeList(),
+        ))
+    return out

@@ -32,6 +32,7 @@ class SizeClass(str, enum.Enum):
     FASTBIN = "fastbin"
     SMALL = "small"
     LARGE = "large"
+    POOL = "pool"            # the fixture's fixed-slot pool (fixtures/specs/pool_overflow.py)
 
 
 class Neighbour(str, enum.Enum):
@@ -71,6 +72,13 @@ GDBEXT_KIND = {
     "double-free": "double-free",
     "bad-free": "invalid-free",
 }
+#: the glibc size classes, in the order seeds choose from (a new class goes last)
+GLIBC_CLASSES = [SizeClass.TCACHE, SizeClass.FASTBIN, SizeClass.SMALL, SizeClass.LARGE]
+#: the pool's geometry (fixtures/src/pool_overflow.c): payload, guard, header
+POOL_PAYLOAD, POOL_GUARD, POOL_HEADER = 48, 8, 24
+POOL_KINDS = (BugKind.OVERFLOW, BugKind.UAF_WRITE, BugKind.UAF_READ_FNPTR)
+#: pool seeds live apart from glibc seeds, so adding them changed no glibc case
+POOL_SEED_BASE = 100000
 
 # request sizes per class (bytes); fastbin/small fill the tcache bin first
 _SIZES = {
@@ -149,7 +157,7 @@ def _pick_overflow(rng: random.Random, request: int) -> tuple:
 def make_case(seed: int, *, static: Optional[bool] = None) -> Case:
     rng = random.Random(seed)
     kind = rng.choice(list(BugKind))
-    size_class = rng.choice(list(SizeClass))
+    size_class = rng.choice(GLIBC_CLASSES)
     low, high = _SIZES[size_class]
     request = rng.randint(low, high)
     if kind is BugKind.OVERFLOW and rng.random() < 0.3:
@@ -183,8 +191,48 @@ def make_case(seed: int, *, static: Optional[bool] = None) -> Case:
                 static=link_static, **fields)
 
 
+def make_pool_case(seed: int) -> Case:
+    """A case in the fixed-slot pool: the allocator records the requested size
+    and the allocation site, fills freed payloads with 0xDD and fresh ones
+    with 0xCD, and guards each payload with 8 bytes of 0xFD."""
+    rng = random.Random(seed)
+    kind = rng.choice(POOL_KINDS)
+    request = rng.randint(8, POOL_PAYLOAD)
+    fields: Dict[str, Any] = {}
+    method = Method.PLAIN
+    if kind is BugKind.OVERFLOW:
+        method = rng.choice([Method.STRCPY, Method.STRCAT, Method.MEMCPY, Method.LOOP, Method.OFF_BY_ONE])
+        reach = POOL_PAYLOAD + POOL_GUARD + POOL_HEADER - request   # up to the end of the next header
+        fields["extent"] = 1 if method is Method.OFF_BY_ONE else rng.randint(1, reach)
+    else:
+        size = 8 if kind is BugKind.UAF_READ_FNPTR else rng.choice([1, 2, 4, 8])
+        offset = rng.randint(0, POOL_PAYLOAD - size)
+        fields["field_offset"] = offset - offset % size
+        fields["field_size"] = size
+    return Case(seed=seed, kind=kind, method=method, size_class=SizeClass.POOL, request=request,
+                neighbour=rng.choice(list(Neighbour)), perturb=False, threads=2 if rng.random() < 0.25 else 1,
+                crash=rng.choice(list(Crash)), static=rng.random() < 0.5, **fields)
+
+
 def detectability(case: Case) -> tuple:
     """(detectable, reason): decided from the case alone, never from a report."""
+    if case.size_class is SizeClass.POOL:
+        # every byte the bug writes differs from the pool's fills (text, strides
+        # and 0x5a-flipped bytes are never 0xCD/0xDD/0xFD), and the pool keeps
+        # the requested size: any overflow and any write after free shows
+        if case.kind is BugKind.UAF_WRITE and case.crash is Crash.ALLOCATOR:
+            return False, "the freed slot is handed out again and refilled"
+        if case.kind is BugKind.OVERFLOW and case.crash is Crash.ALLOCATOR:
+            # the source slot is freed and handed out again (payload and guard
+            # refilled); a free neighbour is popped too (its header rewritten,
+            # all but the link it hands to the free-list head)
+            end = case.request + case.extent
+            past_slot = POOL_PAYLOAD + POOL_GUARD
+            if case.neighbour is Neighbour.IN_USE and end <= past_slot:
+                return False, "the overflow stayed in the source slot, which was freed and refilled"
+            if case.neighbour is not Neighbour.IN_USE and end <= past_slot + 2 * SIZE_SZ:
+                return False, "the overflow stopped before the free neighbour's link, and its header was rewritten"
+        return True, None
     if case.kind is BugKind.OVERFLOW:
         if case.request + case.extent <= usable_size(case.request):
             return False, "overflow stays inside the chunk's usable slack"

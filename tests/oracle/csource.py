@@ -42,9 +42,7 @@ static char g_src[65536];
 static void gt(const char *key, const void *p) { printf("GT %%s %%p\n", key, p); }
 static void gtn(const char *key, long v) { printf("GT %%s %%ld\n", key, v); }
 
-__attribute__((noinline)) char *alloc_buffer(size_t n) { return malloc(n); }
-__attribute__((noinline)) char *alloc_neighbour(size_t n) { return malloc(n); }
-__attribute__((noinline)) void release(void *p) { free(p); }
+%(allocator)s
 __attribute__((noinline)) void oracle_marker(void) { fflush(stdout); abort(); }
 __attribute__((noinline)) void callback_target(void) { printf("GT callback_ran 1\n"); }
 
@@ -188,22 +186,29 @@ def _after(case: Case) -> str:
         return """
     release(buf);
     for (int i = 0; i < 10; i++) {
-        volatile char *again = malloc(NREQ);
+        volatile char *again = ALLOC(NREQ);
         (void)again;
     }"""
-    if case.kind is BugKind.UAF_WRITE:
+    if case.kind in (BugKind.UAF_WRITE, BugKind.DOUBLE_FREE):
         return """
     for (int i = 0; i < 10; i++) {
-        volatile char *again = malloc(REQ);
-        (void)again;
-    }"""
-    if case.kind is BugKind.DOUBLE_FREE:
-        return """
-    for (int i = 0; i < 10; i++) {
-        volatile char *again = malloc(REQ);
+        volatile char *again = ALLOC(REQ);
         (void)again;
     }"""
     return ""
+
+
+GLIBC_ALLOCATOR = r'''#define ALLOC(n) malloc(n)
+__attribute__((noinline)) char *alloc_buffer(size_t n) { return malloc(n); }
+__attribute__((noinline)) char *alloc_neighbour(size_t n) { return malloc(n); }
+__attribute__((noinline)) void release(void *p) { free(p); }'''
+
+
+def truth_lines(*, usable: str, other: bool) -> str:
+    """The GT lines every program prints before its bug (``usable``: a C expression)."""
+    return "\n".join(['    gt("buffer", buf);', '    gt("neighbour", nb);']
+                     + (['    gt("other", other);'] if other else [])
+                     + ['    gtn("request", REQ);', f'    gtn("usable", {usable});', '    gtn("bug", BUG);'])
 
 
 def _summary(case: Case) -> str:
@@ -214,9 +219,13 @@ def _summary(case: Case) -> str:
 
 def program(case: Case) -> str:
     """The whole C source of ``case``."""
+    if case.size_class is SizeClass.POOL:
+        from .csource_pool import pool_program  # local: that module builds on this one
+
+        return pool_program(case)
     fill_tcache = case.size_class in (SizeClass.FASTBIN, SizeClass.SMALL)
     nrequest = case.request if case.size_class is not SizeClass.LARGE else case.request + 48
-    params = dict(seed=case.seed, summary=_summary(case), request=case.request, nrequest=nrequest,
+    params = dict(allocator=GLIBC_ALLOCATOR, seed=case.seed, summary=_summary(case), request=case.request, nrequest=nrequest,
                   extent=case.extent, field_offset=case.field_offset, field_size=case.field_size,
                   perturb=int(case.perturb), perturb_byte=PERTURB_BYTE, threads=case.threads)
     lines = [_HEADER % params, "static void *scenario(void *arg)\n{\n    (void)arg;"]
@@ -244,12 +253,7 @@ def program(case: Case) -> str:
     }""")
     if case.neighbour is Neighbour.FREE:
         lines.append("    release(nb);")
-    lines.append("""    gt("buffer", buf);
-    gt("neighbour", nb);
-    gt("other", other);
-    gtn("request", REQ);
-    gtn("usable", (long)malloc_usable_size(buf));
-    gtn("bug", BUG);""")
+    lines.append(truth_lines(usable="(long)malloc_usable_size(buf)", other=True))
     lines.append(_body(case))
     lines.append(_after(case))
     lines.append("    oracle_marker();\n    return NULL;\n}")

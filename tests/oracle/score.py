@@ -16,7 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from .cases import GDBEXT_KIND, ASAN_KIND, BugKind, Method, detectability
+from .asan import Frame
+from .cases import GDBEXT_KIND, ASAN_KIND, BugKind, Method, SizeClass, detectability
 from .runner import Outcome
 
 FIGURES = ("kind", "culprit", "bytes", "waf", "site_top1", "site_top3")
@@ -94,7 +95,10 @@ def score(outcome: Outcome) -> CaseScore:
         return sc
     truth = outcome.bug
     buf = truth.int("buffer")
-    want_kind = GDBEXT_KIND[outcome.oracle.kind] if outcome.oracle.kind in GDBEXT_KIND else None
+    asan_kind = outcome.oracle.kind
+    if asan_kind == "use-after-poison" and case.size_class is SizeClass.POOL:
+        asan_kind = ASAN_KIND[case.kind]   # ASan knows the pool's poison, the case knows which bug it is
+    want_kind = GDBEXT_KIND.get(asan_kind)
     f = sc.figures
     f["kind"] = want_kind is not None and sc.gdbext_kind == want_kind
     source = first.get("source") or {}
@@ -122,6 +126,13 @@ def score(outcome: Outcome) -> CaseScore:
         f["culprit"] = _addr(first.get("address")) == freed or (
             case.method is Method.INTERIOR and _user(first.get("chunk")) == buf)
     frame = outcome.oracle.alloc_frame
+    if case.size_class is SizeClass.POOL:
+        # the pool records the site: the program's own allocation wrapper (its truth)
+        frame = Frame(function="alloc_buffer", file=None, line=None)
+        site = first.get("allocation_site") or {}
+        f["site_top1"] = site.get("function") == frame.function and site.get("how") != "inferred"
+        f["site_top3"] = f["site_top1"]
+        return sc
     if frame is not None and not outcome.oracle.on_stack:
         rank = _site_rank(first, frame.function, frame.line) if first else None
         f["site_top1"] = rank == 1
