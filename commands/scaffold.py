@@ -220,7 +220,7 @@ and docs/specs.md."""
 
     command_name = "gdbext scaffold"
     completion = Completion(parser=lambda: _parser(), positional=Complete.SYMBOL,
-                            values={"--output": file_names})
+                            values={"--output": file_names, "--pool": Complete.EXPRESSION})
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         args = _parser().parse_args(argv)
