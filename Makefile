@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.gdbext-installed
 CORES  := fixtures/cores
 
-.PHONY: venv demo test fixtures bench accuracy clean demo-html
+.PHONY: venv demo test fixtures bench accuracy wheel clean demo-html
 
 $(STAMP): setup.py
+	@echo "make: setting up $(VENV) (pip install -e '.[test]')"
 	@$(PYTHON) -m venv $(VENV) || { \
 	  echo "make: '$(PYTHON) -m venv' failed; on Debian: apt-get install python3-venv"; rm -rf $(VENV); exit 1; }
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $@
 
 venv: $(STAMP)
@@ -35,8 +36,13 @@ SEEDS ?= 0:2000
 accuracy: venv
 	$(BIN)/python benchmarks/accuracy.py --seeds $(SEEDS) --json accuracy.json
 
+# A wheel to install without a checkout (README: "Installing without a checkout").
+wheel: venv
+	@$(BIN)/python -m pip wheel -q --no-deps -w dist .
+	@ls dist/gdbext-*.whl
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache
 
 # The demo's core as one self-contained HTML page (crash, finding, SVG heap map, hexdump): build/demo.html.
 demo-html: venv

@@ -7,11 +7,14 @@ line too unless ``set gdbext debug on`` asks for the traceback.
 from __future__ import annotations
 
 import argparse
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import gdb  # type: ignore[import-not-found]
 
 from gdbext.errors import GdbextError
+
+from . import _output
+from ._complete import Completion, complete_arguments
 
 __all__ = ["GdbextCommand", "ArgumentParser", "parse_address"]
 
@@ -53,15 +56,26 @@ class GdbextCommand(gdb.Command):
     command_name = ""
     command_class = gdb.COMMAND_DATA
     prefix = False
+    #: what the arguments complete to (None: nothing; a prefix completes its subcommands)
+    completion: Optional[Completion] = None
 
     def __init__(self) -> None:
-        super().__init__(self.command_name, self.command_class, gdb.COMPLETE_NONE, self.prefix)
+        # -1: gdb asks complete() (gdb's COMPLETE_NONE here would silence it)
+        completer = -1 if self.completion is not None else gdb.COMPLETE_NONE
+        super().__init__(self.command_name, self.command_class, completer, self.prefix)
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         raise NotImplementedError
 
+    def complete(self, text: str, word: Optional[str]) -> Union[int, List[str]]:
+        """gdb's tab completion of the arguments (see :mod:`._complete`)."""
+        if self.completion is None:
+            return gdb.COMPLETE_NONE
+        return complete_arguments(self.completion, text, word)
+
     def invoke(self, arg: str, from_tty: bool) -> None:
         try:
+            _output.begin()
             self.run(gdb.string_to_argv(arg), from_tty)
         except _ArgError as err:
             raise gdb.GdbError(str(err) or f"{self.command_name}: bad arguments") from None

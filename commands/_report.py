@@ -11,8 +11,8 @@ import gdb  # type: ignore[import-not-found]
 
 from gdbext.aborts import read_abort_message
 from gdbext.analysis import AnalysisContext, CrashFacts, Location, PoolWalk, analyze
-from gdbext.corefile import CoreFile
-from gdbext.crash import crash_info, signal_name
+from gdbext.corefile import X86_64_REGISTERS, CoreFile, SigInfo, Thread
+from gdbext.crash import CrashInfo, crash_info, signal_name, thread_crash_info
 from gdbext.elfsyms import file_build_id
 from gdbext.errors import CoreFileError, GdbextError, SpecError
 from gdbext.gdbmem import GdbEvaluator, GdbInferiorSource, core_file_path, source_location
@@ -57,7 +57,10 @@ def build_report() -> Dict[str, Any]:
             ctx.forensic = gdb_context(memory, heap=ctx.glibc_heap())
         except GdbextError as err:
             ctx.errors.append(f"forensics: {err}")
-        return analyze(ctx)
+        report = analyze(ctx)
+        if core_path is None:  # a live process: what names it where a core's path would
+            report["process"] = {"pid": gdb.selected_inferior().pid or None}
+        return report
     finally:
         if corefile is not None:
             corefile.close()
@@ -97,21 +100,30 @@ def _gather_crash(ctx: AnalysisContext, corefile: Optional[CoreFile], memory: Me
         crash_tid = corefile.threads()[0].tid
     previous = gdb.selected_thread()
     thread = _select_crash_thread(crash_tid)
+    live_state: Optional[Thread] = None
     try:
         if thread is not None:
             crash.thread = {"num": thread.num, "tid": thread.ptid[1] or thread.ptid[2] or None, "name": thread.name}
         crash.threads = len(gdb.selected_inferior().threads())
-        _signal_from_gdb(crash)
+        siginfo = _signal_from_gdb(crash)
         crash.frames = _frames(ctx)
+        if corefile is None and siginfo is not None:
+            live_state = _live_thread(crash.thread.get("tid"), siginfo)
     finally:
         if previous is not None and previous.is_valid() and previous != gdb.selected_thread():
             previous.switch()
     if crash.frames and crash.frames[0].pc is not None:
         crash.pc = crash.frames[0].pc
     if corefile is not None:
-        _from_core(ctx, corefile)
-    elif crash.signo in _FAULT_SIGNALS and crash.fault_address is None:
-        ctx.skipped.append("fault address from the instruction: only for cores")
+        try:
+            _from_crash_info(ctx, crash_info(corefile))
+        except GdbextError as err:
+            ctx.errors.append(f"crash info: {err}")
+    elif live_state is not None:  # the same analysis as on a core, from gdb's registers and memory
+        try:
+            _from_crash_info(ctx, thread_crash_info(memory, live_state, live_state.siginfo))
+        except GdbextError as err:
+            ctx.errors.append(f"crash info: {err}")
     if crash.abort_message is None:
         crash.abort_message = read_abort_message(memory)
 
@@ -127,33 +139,49 @@ def _select_crash_thread(tid: Optional[int]) -> Any:
     return gdb.selected_thread()
 
 
-def _signal_from_gdb(crash: CrashFacts) -> None:
-    """Signal, si_code and si_addr from ``$_siginfo`` (left unset when gdb has none)."""
+def _signal_from_gdb(crash: CrashFacts) -> Optional[SigInfo]:
+    """Signal, si_code and si_addr from ``$_siginfo`` (left unset, and None returned, when gdb has none)."""
     try:
         info = gdb.parse_and_eval("$_siginfo")
         signo = int(info["si_signo"])
         code = int(info["si_code"])
+        errno = int(info["si_errno"])
     except gdb.error:
-        return
+        return None
     if signo <= 0:
-        return
+        return None
     crash.signo, crash.signal, crash.si_code = signo, signal_name(signo), code
+    addr = None
     if signo in _FAULT_SIGNALS:
         try:
-            crash.fault_address = int(info["_sifields"]["_sigfault"]["si_addr"])
-            crash.fault_address_source = "siginfo"
+            addr = int(info["_sifields"]["_sigfault"]["si_addr"])
+            crash.fault_address, crash.fault_address_source = addr, "siginfo"
         except gdb.error:
             pass
+    return SigInfo(signo, errno, code, addr)
 
 
-def _from_core(ctx: AnalysisContext, corefile: CoreFile) -> None:
-    """What the core adds: NT_SIGINFO when gdb had none, the access address when si_addr is 0."""
-    crash = ctx.crash
+def _live_thread(tid: Optional[int], siginfo: SigInfo) -> Optional[Thread]:
+    """The selected thread's stop state from gdb: what a core's NT_PRSTATUS and NT_SIGINFO would hold."""
     try:
-        info = crash_info(corefile)
-    except GdbextError as err:
-        ctx.errors.append(f"crash info: {err}")
-        return
+        frame = gdb.newest_frame()
+    except gdb.error:
+        return None
+    registers: Dict[str, int] = {}
+    for name in X86_64_REGISTERS:
+        try:
+            registers[name] = int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF
+        except (gdb.error, ValueError):
+            continue  # a register this target does not have (another architecture)
+    if "rip" not in registers:
+        return None
+    return Thread(tid or 0, siginfo.signo, registers, siginfo)
+
+
+def _from_crash_info(ctx: AnalysisContext, info: CrashInfo) -> None:
+    """What the crash analysis adds: the signal when gdb had none, the access address when si_addr is 0,
+    the faulting instruction, the abort message."""
+    crash = ctx.crash
     if crash.signo is None:
         crash.signo, crash.signal, crash.si_code = info.signo, info.signal, info.si_code
         crash.fault_address, crash.fault_address_source = info.fault_address, info.fault_address_source

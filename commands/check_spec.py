@@ -11,6 +11,7 @@ from gdbext.pools import FixedSlots, Tree, Validation
 from gdbext.specs import REGISTRY, load_file
 
 from ._base import GdbextCommand
+from ._complete import Completion, file_names
 from ._pools import has_target, validate_spec
 
 __all__ = ["CheckSpecCommand", "summary_line"]
@@ -28,6 +29,7 @@ inconsistency found in memory.  The last line counts them; with spec errors
 the command fails.  Memory is read only with a process or core."""
 
     command_name = "gdbext check-spec"
+    completion = Completion(positional=file_names)
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         names: List[str] = []

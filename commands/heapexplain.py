@@ -7,6 +7,8 @@ from typing import List
 import gdb  # type: ignore[import-not-found]
 
 from ._base import ArgumentParser, GdbextCommand, parse_address
+from ._complete import Complete, Completion
+from ._output import write
 
 __all__ = ["HeapexplainCommand"]
 
@@ -38,6 +40,7 @@ poison and wild-pointer -- the one that explains the crash first.
 --json gives the documented JSON (docs/forensics.md)."""
 
     command_name = "heapexplain"
+    completion = Completion(parser=lambda: _parser(), positional=Complete.EXPRESSION)
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         args = _parser().parse_args(argv)
@@ -56,9 +59,9 @@ poison and wild-pointer -- the one that explains the crash first.
                                       "notes": ctx.notes}) + "\n")
                 return
             for line in findings_lines(findings, hexdump=not args.no_hexdump):
-                gdb.write(line + "\n")
+                write(line + "\n")
             for note in ctx.notes:
-                gdb.write(f"note: {note}\n")
+                write(f"note: {note}\n")
             return
         address = parse_address(args.address)
         report = explain_address(ctx, address, findings)
@@ -68,4 +71,4 @@ poison and wild-pointer -- the one that explains the crash first.
             gdb.write(json.dumps(report.to_dict()) + "\n")
             return
         for line in report.text_lines():
-            gdb.write(line + "\n")
+            write(line + "\n")

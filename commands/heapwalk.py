@@ -13,7 +13,9 @@ from gdbext.pools import PoolReport
 from gdbext.textutil import printable_text
 
 from ._base import ArgumentParser, GdbextCommand, parse_address
+from ._complete import Complete, Completion, comma_list, pool_names as complete_pools, words
 from ._heap import locate
+from ._output import output_width, write
 from ._pools import walk_pools
 
 __all__ = ["HeapwalkCommand", "SCHEMA"]
@@ -82,7 +84,10 @@ def _preview(mem: GdbInferiorSource, address: int, size: int) -> bytes:
         return b""
 
 
-def _preview_text(data: bytes) -> str:
+def _preview_text(data: bytes, room: Optional[int] = None) -> str:
+    """Hex and ASCII of the first bytes; with ``room`` columns, only as many bytes as fit (4n + 3 columns)."""
+    if room is not None:
+        data = data[: max(0, (room - 3) // 4)]
     if not data:
         return ""
     ascii_ = "".join(chr(b) if 32 <= b < 127 else "." for b in data)
@@ -108,6 +113,9 @@ mmapped, corrupt, and bin kinds tcache, fastbin, unsorted, small, large.
 Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
 
     command_name = "heapwalk"
+    completion = Completion(parser=lambda: _parser(), values={
+        "--pool": complete_pools, "--state": comma_list(sorted(GLIBC_STATES | BIN_KINDS)),
+        "--arena": words(["main"]), "--range": Complete.EXPRESSION})
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         args = _parser().parse_args(argv)
@@ -129,7 +137,7 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
                 notes.append(str(err))  # the pools are still worth showing
         if not args.json:
             for note in notes:
-                gdb.write(f"note: {note}\n")
+                write(f"note: {note}\n")
         arena_addr = self._arena(heap, args.arena)
         if args.summary:
             self._summary(heap, reports, arena_addr, args.json, notes)
@@ -186,6 +194,7 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
                 yield from self._pool_rows(mem, report, flt)
 
         shown = 0
+        width = output_width()
         if as_json:
             gdb.write('{"schema": "%s", "chunks": [\n' % SCHEMA)
         for row in rows():
@@ -194,12 +203,12 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
             if as_json:
                 gdb.write(("," if shown else "") + json.dumps(_json_row(row)) + "\n")
             else:
-                gdb.write(_text_row(row) + "\n")
+                write(_text_row(row, width) + "\n")
             shown += 1
         if as_json:
             gdb.write("]}\n")
         elif shown == 0:
-            gdb.write("heapwalk: no chunk matches\n")
+            write("heapwalk: no chunk matches\n")
 
     # -- summary -------------------------------------------------------------
     def _summary(self, heap, reports, arena_addr, as_json: bool, notes: List[str]) -> None:
@@ -220,16 +229,16 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
             gdb.write(json.dumps(data, default=_jsonable) + "\n")
             return
         if heap is not None:
-            gdb.write(f"{heap.version}; main_arena {heap.main_arena:#x} ({heap.main_arena_how}); "
+            write(f"{heap.version}; main_arena {heap.main_arena:#x} ({heap.main_arena_how}); "
                       f"{data['chunks']} chunks, {data['bytes']} bytes\n")
             for note in heap.notes:
-                gdb.write(f"note: {note}\n")
+                write(f"note: {note}\n")
             for arena in data["arenas"]:  # type: ignore[union-attr]
                 _write_arena_summary(arena)
             for m in data["mmapped"]:  # type: ignore[union-attr]
-                gdb.write(f"mmapped chunk {m['address']} size {m['size']:#x}\n")
+                write(f"mmapped chunk {m['address']} size {m['size']:#x}\n")
         for pool in data["pools"]:  # type: ignore[union-attr]
-            gdb.write(f"pool {pool['name']}: {pool['chunks']} chunks: " + ", ".join(
+            write(f"pool {pool['name']}: {pool['chunks']} chunks: " + ", ".join(
                 f"{k} {v['count']} ({v['bytes']} bytes)" for k, v in pool["states"].items()) +
                 f"; free list {pool['free_list']}; {pool['anomalies']} anomalies\n")
 
@@ -244,14 +253,14 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
                 if as_json:
                     gdb.write(("," if count else "") + json.dumps(_violation_json(v), default=_jsonable) + "\n")
                 else:
-                    gdb.write(_violation_line(v) + "\n")
+                    write(_violation_line(v) + "\n")
                 count += 1
             for u in report.unparsed:
                 item = {"check": "walk.unparsed", "start": _hex(u.start), "end": _hex(u.end), "reason": u.reason}
                 if as_json:
                     gdb.write(("," if count else "") + json.dumps(item) + "\n")
                 else:
-                    gdb.write(f"could not parse {u.start:#x}..{u.end:#x} ({u.end - u.start} bytes): {u.reason}\n")
+                    write(f"could not parse {u.start:#x}..{u.end:#x} ({u.end - u.start} bytes): {u.reason}\n")
                 count += 1
         for r in reports:
             for a in r.anomalies:
@@ -260,12 +269,12 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
                 if as_json:
                     gdb.write(("," if count else "") + json.dumps(item) + "\n")
                 else:
-                    gdb.write(f"[pool {r.pool.spec.name}] {a.text()}{_bytes_note(a.data)}\n")
+                    write(f"[pool {r.pool.spec.name}] {a.text()}{_bytes_note(a.data)}\n")
                 count += 1
         if as_json:
             gdb.write("]}\n")
         else:
-            gdb.write(f"heapwalk --check: {count} violation{'s' if count != 1 else ''}\n")
+            write(f"heapwalk --check: {count} violation{'s' if count != 1 else ''}\n")
 
 
 def _bytes_note(data: bytes) -> str:
@@ -290,7 +299,8 @@ def _violation_line(v) -> str:
     return f"{v.severity}: {v.check}: {chunk}{v.field}{where}{_bytes_note(v.raw)}: {v.explanation}{glibc}"
 
 
-def _text_row(row: Dict[str, object]) -> str:
+def _text_row(row: Dict[str, object], width: Optional[int] = None) -> str:
+    """One chunk's line; with gdb's ``width`` set, the byte preview shrinks so the line fits."""
     if "unparsed" in row:
         start, end = row["unparsed"]  # type: ignore[misc]
         return f"{start:#x}  unparsed {end - start:#x} bytes ({row['reason']})  {row['heap']}"
@@ -299,8 +309,9 @@ def _text_row(row: Dict[str, object]) -> str:
     anomalies = f" !! {','.join(row['anomalies'])}" if row.get("anomalies") else ""  # type: ignore[arg-type]
     if row.get("label") is not None:
         anomalies = f' "{row["label"]}"' + anomalies
-    return (f"{row['address']:#x} {row['size']:#8x} {state:<16} usable {row['usable']:#6x}{extra} "
-            f"{row['heap']}  {_preview_text(row['preview'])}{anomalies}")  # type: ignore[arg-type]
+    head = f"{row['address']:#x} {row['size']:#8x} {state:<16} usable {row['usable']:#6x}{extra} {row['heap']}"
+    room = None if width is None else width - 1 - len(head) - 2 - len(anomalies)
+    return f"{head}  {_preview_text(row['preview'], room)}{anomalies}"  # type: ignore[arg-type]
 
 
 def _json_row(row: Dict[str, object]) -> Dict[str, object]:
@@ -326,20 +337,20 @@ def _pool_summary(report: PoolReport) -> Dict[str, object]:
 
 
 def _write_arena_summary(arena: Dict[str, object]) -> None:
-    gdb.write(f"{arena['label']}: {arena['segments']} segment(s), {arena['chunks']} chunks, {arena['bytes']} bytes\n")
+    write(f"{arena['label']}: {arena['segments']} segment(s), {arena['chunks']} chunks, {arena['bytes']} bytes\n")
     for state, v in arena["states"].items():  # type: ignore[union-attr]
         if v["count"]:
-            gdb.write(f"  {state:<8} {v['count']:>9} chunks {v['bytes']:>12} bytes\n")
+            write(f"  {state:<8} {v['count']:>9} chunks {v['bytes']:>12} bytes\n")
     for kind, v in arena["free"].items():  # type: ignore[union-attr]
         if v["count"]:
-            gdb.write(f"    free in {kind:<8} {v['count']:>9} chunks {v['bytes']:>12} bytes\n")
+            write(f"    free in {kind:<8} {v['count']:>9} chunks {v['bytes']:>12} bytes\n")
     sizes = arena["sizes"]  # type: ignore[assignment]
     if sizes:
-        gdb.write("  size class    in-use      free\n")
+        write("  size class    in-use      free\n")
         for size, v in sizes.items():  # type: ignore[union-attr]
-            gdb.write(f"  {size:>10} {v['in-use']:>9} {v['free']:>9}\n")
+            write(f"  {size:>10} {v['in-use']:>9} {v['free']:>9}\n")
     if arena.get("unparsed_bytes"):
-        gdb.write(f"  unparsed {arena['unparsed_bytes']} bytes\n")
+        write(f"  unparsed {arena['unparsed_bytes']} bytes\n")
 
 
 def _jsonable(obj: object) -> object:

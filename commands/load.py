@@ -9,6 +9,7 @@ from gdbext.specs import REGISTRY
 
 from ._base import GdbextCommand
 from ._pools import load_validated
+from ._complete import Completion, file_names
 
 __all__ = ["LoadSpecsCommand"]
 
@@ -23,6 +24,7 @@ Each pool spec is checked against the program's debug info (and its memory, with
 each mistake is one line naming the spec field, and a pool with a mistake is not loaded."""
 
     command_name = "gdbext load"
+    completion = Completion(positional=file_names)
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         if not argv:

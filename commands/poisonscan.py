@@ -8,10 +8,12 @@ import gdb  # type: ignore[import-not-found]
 
 from gdbext.errors import GdbextError, SpecError
 from gdbext.gdbmem import GdbInferiorSource
-from gdbext.poison import (ALLOCATORS, Pattern, Preset, glibc_perturb_preset, parse_user_pattern, pool_preset,
-                           preset_by_name, presets_for)
+from gdbext.poison import (ALLOCATORS, STATIC_PRESETS, Pattern, Preset, glibc_perturb_preset, parse_user_pattern,
+                           pool_preset, preset_by_name, presets_for)
 
 from ._base import ArgumentParser, GdbextCommand, parse_address
+from ._complete import Completion, pool_names
+from ._output import write
 
 if TYPE_CHECKING:  # the forensics are heavy: imported when the command runs
     from gdbext.forensics.context import ForensicContext
@@ -97,6 +99,10 @@ text or poison.  --region: heap (default: every arena, mmapped chunks and
 pools), pool:NAME, all (every writable mapping) or A-B."""
 
     command_name = "poisonscan"
+    completion = Completion(parser=lambda: _parser(), values={
+        "--preset": lambda _t: sorted({"glibc-perturb", "pool", *(p.name for p in STATIC_PRESETS), *ALLOCATORS}
+                                      | {f"pool:{n}" for n in pool_names(_t)}),
+        "--region": lambda _t: ["heap", "all"] + [f"pool:{n}" for n in pool_names(_t)]})
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         args = _parser().parse_args(argv)
@@ -115,4 +121,4 @@ pools), pool:NAME, all (every writable mapping) or A-B."""
             gdb.write(json.dumps(report.to_dict()) + "\n")
             return
         for line in report.text_lines():
-            gdb.write(line + "\n")
+            write(line + "\n")

@@ -11,9 +11,18 @@ import gdb  # type: ignore[import-not-found]
 
 from gdbext.errors import GdbextError
 from ._base import ArgumentParser, GdbextCommand
+from ._complete import Completion, file_names
+from ._output import write
 from ._pools import load_validated
 
 __all__ = ["ReportCommand"]
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="gdbext report", add_help=False)
+    parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--pools", action="append", default=[], metavar="FILE")
+    return parser
 
 
 class ReportCommand(GdbextCommand):
@@ -27,12 +36,11 @@ command line runs this command in batch over core files."""
 
     command_name = "gdbext report"
     command_class = gdb.COMMAND_STATUS
+    completion = Completion(parser=lambda: _parser(), values={"--json": file_names,
+                                                              "--pools": file_names})
 
     def run(self, argv: List[str], from_tty: bool) -> None:
-        parser = ArgumentParser(prog="gdbext report", add_help=False)
-        parser.add_argument("--json", metavar="FILE")
-        parser.add_argument("--pools", action="append", default=[], metavar="FILE")
-        args = parser.parse_args(argv)
+        args = _parser().parse_args(argv)
         for path in args.pools:
             _, problems = load_validated(path)  # a wrong spec would only give false findings
             if problems:
@@ -49,4 +57,4 @@ command line runs this command in batch over core files."""
                 raise GdbextError(f"cannot write {args.json}: {err.strerror}") from None
             print(f"gdbext: report written to {args.json}")
         else:
-            gdb.write(render_text(report))
+            write(render_text(report))

@@ -16,6 +16,7 @@ from gdbext.scaffold import MemberInfo, TypeInfo, join_type_words, render_module
 from gdbext.specscaffold import PoolShape, propose_fields, render_packed, render_pool
 
 from ._base import ArgumentParser, GdbextCommand
+from ._complete import Complete, Completion, file_names
 
 __all__ = ["ScaffoldCommand", "describe_type", "lookup_type"]
 
@@ -125,6 +126,15 @@ def collect(names: List[str]) -> List[TypeInfo]:
     return list(found.values())
 
 
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="gdbext scaffold", add_help=False)
+    parser.add_argument("types", nargs="*")
+    parser.add_argument("--pool")
+    parser.add_argument("--output", "-o")
+    parser.add_argument("--force", action="store_true")
+    return parser
+
+
 def _is_packed_typedef(gtype: gdb.Type) -> bool:
     return gtype.code == gdb.TYPE_CODE_TYPEDEF and gtype.strip_typedefs().code == gdb.TYPE_CODE_INT
 
@@ -209,14 +219,11 @@ printed; load the file with `gdbext load FILE'.  See docs/printer-kit.md
 and docs/specs.md."""
 
     command_name = "gdbext scaffold"
+    completion = Completion(parser=lambda: _parser(), positional=Complete.SYMBOL,
+                            values={"--output": file_names, "--pool": Complete.EXPRESSION})
 
     def run(self, argv: List[str], from_tty: bool) -> None:
-        parser = ArgumentParser(prog="gdbext scaffold", add_help=False)
-        parser.add_argument("types", nargs="*")
-        parser.add_argument("--pool")
-        parser.add_argument("--output", "-o")
-        parser.add_argument("--force", action="store_true")
-        args = parser.parse_args(argv)
+        args = _parser().parse_args(argv)
         if not args.types and not args.pool:
             raise GdbextError("give a TYPE or --pool VAR")
         names = join_type_words(args.types)

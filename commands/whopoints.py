@@ -15,6 +15,8 @@ from gdbext.refs import MAX_DEPTH, MAX_OBJECTS, ChunkIndex, ChunkReferences, Ref
 from gdbext.specs import REGISTRY
 
 from ._base import ArgumentParser, GdbextCommand, parse_address
+from ._complete import Complete, Completion, pool_names as complete_pools
+from ._output import write
 from ._heap import locate
 from ._roots import collect_roots
 
@@ -71,6 +73,8 @@ is inferred from its referrers' static pointer types, with its size class.
 Declared pools (gdbext load SPEC) are searched too; --pool restricts them."""
 
     command_name = "whopoints"
+    completion = Completion(parser=lambda: _parser(), positional=Complete.EXPRESSION,
+                            values={"--pool": complete_pools})
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         args = _parser().parse_args(argv)
@@ -95,7 +99,7 @@ Declared pools (gdbext load SPEC) are searched too; --pool restricts them."""
         if args.json:
             gdb.write(json.dumps(_json(result, finder, notes), indent=1) + "\n")
         else:
-            gdb.write(_text(result, finder, notes))
+            write(_text(result, finder, notes))
 
 
 def _chunk_words(result: ChunkReferences) -> str:

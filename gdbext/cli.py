@@ -207,6 +207,18 @@ def _cmd_triage(args: argparse.Namespace) -> int:
     return code
 
 
+def _cmd_setup_gdb(args: argparse.Namespace) -> int:
+    """Write (or with --remove delete) the gdbinit lines that make gdb load gdbext from this environment."""
+    from .setup_gdb import install, remove
+
+    if args.remove:
+        result = remove(args.gdbinit)
+    else:
+        result = install(args.gdbinit, gdb=args.gdb, check=not args.no_check)
+    print(result.message)
+    return EXIT_OK
+
+
 def _cmd_check_spec(args: argparse.Namespace) -> int:
     """Check a pool spec file against BINARY (and CORE) with gdb: exit 0 clean, 1 inconsistencies, 2 spec errors."""
     import re
@@ -317,6 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="WHEN", help="only signatures seen since: 7d, 12h, 30m, 2w or an ISO date")
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     p.set_defaults(func=_cmd_crashes)
+
+    p = sub.add_parser("setup-gdb", help="make gdb load gdbext from this Python environment (writes your gdbinit)",
+                       description="Adds two lines to the gdbinit gdb reads (~/.config/gdb/gdbinit or ~/.gdbinit) "
+                                   "after checking that gdb's own Python can import gdbext from this environment. "
+                                   "Running it again changes nothing; --remove deletes the lines.")
+    p.add_argument("--remove", action="store_true", help="delete the lines setup-gdb wrote")
+    p.add_argument("--gdbinit", metavar="FILE", help="the gdbinit to edit (default: the one gdb reads)")
+    p.add_argument("--gdb", metavar="PATH", help="the gdb to check with (default: gdb on PATH)")
+    p.add_argument("--no-check", action="store_true", help="write the lines without asking gdb first")
+    p.set_defaults(func=_cmd_setup_gdb)
     return parser
 
 

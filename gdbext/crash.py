@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .aborts import AbortInfo, explain_abort, read_abort_message, read_perturb_byte
-from .corefile import CoreFile, Thread
+from .corefile import CoreFile, SigInfo, Thread
 from .disasm import Access, Insn, disassemble, is_canonical, memory_access
 from .errors import GdbextError, MemoryReadError
 from .memory import MemorySource, Region
@@ -43,6 +43,7 @@ __all__ = [
     "CrashInfo",
     "RegisterNote",
     "crash_info",
+    "thread_crash_info",
     "signal_name",
     "si_code_meaning",
     "describe_value",
@@ -357,7 +358,26 @@ def crash_info(core: CoreFile, perturb_byte: Optional[int] = None, arch: str = "
     if not threads:
         raise GdbextError(f"{core.path}: the core holds no thread (no NT_PRSTATUS note)")
     thread: Thread = threads[0]
-    sig = thread.siginfo or core.siginfo()
+    return thread_crash_info(core, thread, thread.siginfo or core.siginfo(), perturb_byte=perturb_byte, arch=arch,
+                             line_for=core.line_for)
+
+
+def thread_crash_info(
+    mem: MemorySource,
+    thread: Thread,
+    sig: Optional[SigInfo],
+    *,
+    perturb_byte: Optional[int] = None,
+    arch: str = "x86-64",
+    line_for: Optional[Callable[[int], Optional[Tuple[str, int]]]] = None,
+) -> CrashInfo:
+    """The crash summary of one stopped thread in any memory source: a core's, or a live process's through gdb.
+
+    :param mem: the process's memory, with symbols.
+    :param thread: the thread's id, stop signal and registers.
+    :param sig: its siginfo (None when unknown: si_code and si_addr are then unknown).
+    :param line_for: ``(file, line)`` of a code address, when the caller can tell.
+    """
     signo = sig.signo if sig is not None else thread.signal
     code = sig.code if sig is not None else None
     code_name, code_meaning = si_code_meaning(signo, code) if code is not None else ("", "")
@@ -373,13 +393,13 @@ def crash_info(core: CoreFile, perturb_byte: Optional[int] = None, arch: str = "
     if not regs:
         info.problems.append("registers unknown (unsupported machine in NT_PRSTATUS)")
     if perturb_byte is None:
-        perturb_byte = read_perturb_byte(core)
+        perturb_byte = read_perturb_byte(mem)
     info.perturb_byte = perturb_byte
 
     if info.pc is not None:
-        info.pc_symbol = core.symbolize(info.pc)
-        info.pc_line = core.line_for(info.pc)
-        insns = disassemble(core, info.pc, 1, arch)
+        info.pc_symbol = mem.symbolize(info.pc)
+        info.pc_line = line_for(info.pc) if line_for is not None else None
+        insns = disassemble(mem, info.pc, 1, arch)
         if insns:
             info.instruction = insns[0]
             info.access = memory_access(insns[0], regs)
@@ -388,21 +408,21 @@ def crash_info(core: CoreFile, perturb_byte: Optional[int] = None, arch: str = "
 
     _fault_address(info)
 
-    stack = core.region_of(thread.sp) if thread.sp is not None else None
+    stack = mem.region_of(thread.sp) if thread.sp is not None else None
     shown = [name for name in _X86_64_SHOWN if name in regs] or sorted(regs)
     for name in shown:
         value = regs[name]
         if name in ("eflags",):
             info.registers.append(RegisterNote(name, value))
             continue
-        note, word = describe_value(core, value, perturb_byte, stack)
+        note, word = describe_value(mem, value, perturb_byte, stack)
         info.registers.append(RegisterNote(name, value, note, word))
 
     if signo == 6:
-        info.abort_message = read_abort_message(core)
+        info.abort_message = read_abort_message(mem)
         if info.abort_message is not None:
             info.abort = explain_abort(info.abort_message)
-        elif core.symbol("__abort_msg") is None:
+        elif mem.symbol("__abort_msg") is None:
             info.problems.append("no __abort_msg symbol: the abort message cannot be read")
         else:
             info.notes.append("__abort_msg is NULL: abort() was called without a glibc message")

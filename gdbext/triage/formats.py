@@ -213,7 +213,9 @@ def _heap_lines(heap: Dict[str, Any]) -> List[str]:
 
 def _text_report(rep: Dict[str, Any]) -> List[str]:
     crash = rep.get("crash") or {}
-    out = [f"gdbext triage: {rep.get('core')} (binary {rep.get('binary')}, build-id {rep.get('build_id')})"]
+    process = rep.get("process") or {}
+    subject = rep.get("core") or (f"live process {process.get('pid')}" if process else None)
+    out = [f"gdbext triage: {subject} (binary {rep.get('binary')}, build-id {rep.get('build_id')})"]
     out.append(f"crash: {_crash_headline(crash)}")
     if crash.get("abort_message"):
         out.append(f'abort message: "{crash["abort_message"]}"')
