@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..textutil import c_escape, is_printable_byte
 
-__all__ = ["Run", "find_run", "text_run", "binary_run", "fill_run", "MIN_TEXT", "MIN_ELEMENTS"]
+__all__ = ["Run", "find_run", "element_matches", "text_run", "binary_run", "fill_run", "MIN_TEXT", "MIN_ELEMENTS"]
 
 #: Printable bytes a text run needs before the boundary.
 MIN_TEXT = 4
@@ -229,7 +229,7 @@ def _structure(elements: List[bytes], size: int) -> Optional[List[Field]]:
     return fields
 
 
-def _matches(element: bytes, fields: List[Field], index: int) -> bool:
+def element_matches(element: bytes, fields: List[Field], index: int) -> bool:
     """Does element number ``index`` (0 = the first training element) keep the structure?"""
     for f in fields:
         mask = (1 << (8 * f.width)) - 1
@@ -258,7 +258,7 @@ def binary_run(data: bytes, base: int, boundary: int, sizes: Tuple[int, ...] = (
             if fields is None:
                 continue
             k = n_before
-            while (k + 1) * size <= len(data) and _matches(bytes(data[k * size:(k + 1) * size]), fields, k - first):
+            while (k + 1) * size <= len(data) and element_matches(bytes(data[k * size:(k + 1) * size]), fields, k - first):
                 k += 1
             if k > n_before:
                 learnt = (first, fields, k)
@@ -267,7 +267,7 @@ def binary_run(data: bytes, base: int, boundary: int, sizes: Tuple[int, ...] = (
             continue
         first, fields, k = learnt
         s = first
-        while s > 0 and _matches(bytes(data[(s - 1) * size:s * size]), fields, s - 1 - first):
+        while s > 0 and element_matches(bytes(data[(s - 1) * size:s * size]), fields, s - 1 - first):
             s -= 1
         shift = s - first
         fields = [Field(f.offset, f.width, f.kind,

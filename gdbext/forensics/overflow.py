@@ -26,12 +26,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..glibc import Violation
 from ..pools import PoolAnomaly, PoolReport
-from ..textutil import printable_text
+from ..textutil import c_escape, printable_text
 from .chunks import ChunkIndex
 from .context import ForensicContext
 from .continuity import Run, find_run
 from .evidence import NO_RECORD, dump, field_bytes, size_class
 from .model import ChunkView, Finding
+from .provenance import pool_link_origin
 from .sites import alloc_site
 
 __all__ = ["HEADER_CHECKS", "Damage", "find_overflows", "glibc_damage", "pool_damage"]
@@ -218,6 +219,17 @@ def _attribute(ctx: ForensicContext, index: ChunkIndex, source: ChunkView,
     return None
 
 
+def _island(dmg: Damage, addr: int, size: int, name: str, kind: str) -> Dict[str, Any]:
+    """One damaged field that continues the run: where, and (text) the characters it holds."""
+    out: Dict[str, Any] = {"field": name, "address": f"{addr:#x}", "size": size}
+    raw = bytes.fromhex(next((str(f["bytes"]) for f in dmg.fields if f["address"] == f"{addr:#x}"), ""))
+    if kind == "text" and raw:
+        text = raw.split(b"\0", 1)[0]
+        out["text"] = c_escape(text)
+        out["nul_terminated"] = len(text) < len(raw)
+    return out
+
+
 def _bytes(n: int) -> str:
     return f"{n} byte" if n == 1 else f"{n} bytes"
 
@@ -229,12 +241,12 @@ def _region_note(ctx: ForensicContext, chunk: ChunkView) -> str:
 
 
 def _overflow(ctx: ForensicContext, index: ChunkIndex, source: ChunkView, dmg: Damage,
-              got: Tuple[Run, int, List[Tuple[int, int, str]]]) -> Finding:
+              got: Tuple[Run, int, List[Tuple[int, int, str]]], *, exact_end: bool = False) -> Finding:
     run, reach, islands = got
     boundary = run.boundary
     region = boundary - source.user_address
     past = reach - boundary
-    lower = bool(islands)
+    lower = bool(islands) and not exact_end
     names = list(dict.fromkeys(n for a, _s, n in dmg.spans if a >= boundary)) or dmg.names()
     into = "its own guard bytes" if dmg.victim.address == source.address else \
         f"{dmg.victim.label} ({', '.join(names) or 'header'})"
@@ -243,8 +255,7 @@ def _overflow(ctx: ForensicContext, index: ChunkIndex, source: ChunkView, dmg: D
                f"[{source.user_address:#x}, {boundary:#x}) of {source.label} ({what}), into {into}")
     continuity = run.evidence()
     if islands:
-        continuity["continued_in"] = [
-            {"field": n, "address": f"{a:#x}", "size": s} for a, s, n in islands]
+        continuity["continued_in"] = [_island(dmg, a, s, n, run.kind) for a, s, n in islands]
         continuity["note"] = (f"the run stops at {run.end:#x}; {', '.join(n for _a, _s, n in islands)} of "
                               f"{dmg.victim.label} further on still holds {run.kind} of the same overflow (the bytes "
                               "between were rewritten later, e.g. when the slot was handed out again)")
@@ -323,7 +334,8 @@ def find_overflows(ctx: ForensicContext, index: Optional[ChunkIndex] = None) -> 
         f = _overflow(ctx, index, prev, dmg, got) if got and prev is not None else _corruption(ctx, index, dmg, prev)
         by_victim[addr] = (f, dmg)
         out.append(f)
-    victims, guards, _orphans = pool_damage(ctx, index)
+    victims, guards, orphans = pool_damage(ctx, index)
+    out += _moved_links(ctx, index, orphans)
     used_guards = set()
     for key in sorted(victims):
         dmg = victims[key]
@@ -356,6 +368,41 @@ def find_overflows(ctx: ForensicContext, index: Optional[ChunkIndex] = None) -> 
             run = _guard_only_run(slot, a)
             got = (run, run.end, [])
         out.append(_overflow(ctx, index, slot, dmg, got))
+    return out
+
+
+def _moved_links(ctx: ForensicContext, index: ChunkIndex,
+                 orphans: List[Tuple[PoolReport, PoolAnomaly]]) -> List[Finding]:
+    """Overflows traced through a bad link no slot holds any more (the damaged slot was handed out again)."""
+    out: List[Finding] = []
+    for report, a in orphans:
+        if a.kind not in ("freelist-outside", "freelist-misaligned") or a.address is None:
+            continue
+        head = report.pool.spec.free_list.head if report.pool.spec.free_list is not None else None
+        held_in = f"the free-list head ({head})" if isinstance(head, str) else "the free-list head"
+        if a.chunk is not None:
+            held_in = f"the {report.pool.spec.free_list.link} of slot {a.chunk}"  # type: ignore[union-attr]
+        origin = pool_link_origin(ctx, index, report, a.address, held_in)
+        if origin is None:
+            continue
+        raw = a.address.to_bytes(origin.field_size, ctx.order)
+        dmg = Damage(origin.victim)
+        dmg.keys.append((f"pool.{a.kind}", a.address))
+        dmg.spans.append((origin.field_address, origin.field_size, origin.field))
+        dmg.fields.append(field_bytes(ctx, origin.field, origin.field_address, raw, anomaly=a.kind,
+                                      explanation=a.message, held_in=held_in,
+                                      provenance=origin.note))
+        f = _overflow(ctx, index, origin.source, dmg,
+                      (origin.run, origin.end, [(origin.field_address, origin.field_size, origin.field)]),
+                      exact_end=origin.exact)
+        f.evidence["provenance"] = {
+            "value": f"{a.address:#x}",
+            "held_in": held_in,
+            "loaded_from": f"{origin.field} of {origin.victim.label} at {origin.field_address:#x}",
+            "inferred": origin.note,
+            "end_exact": origin.exact,
+        }
+        out.append(f)
     return out
 
 
