@@ -17,6 +17,7 @@ from conftest import CORES, ROOT, Truth, gdb_run, needs_gdb, spec
 from gdbext.forensics.continuity import Field, Run
 from gdbext.forensics.provenance import continuation
 from gdbext.gdbrun import has_traceback
+from gdbext.triage.formats import render
 
 SEP = "@@@"
 
@@ -58,13 +59,13 @@ def test_fill_continuation():
     assert continuation(run, 0x3018, b"A" * 7 + b"B") is None
 
 
-# -- the pool_reuse core ---------------------------------------------------------------------
-NAME = "pool_reuse"
+# -- the pool_reuse core, static and dynamic -------------------------------------------------
+BUILDS = ["", "-dyn"]
 
 
-def _triage_json() -> Dict:
-    proc = subprocess.run([sys.executable, "-m", "gdbext", "triage", "--pools", spec(NAME), "--format", "json",
-                           os.path.join(CORES, NAME), os.path.join(CORES, NAME + ".core.xz")],
+def _triage_json(name: str, *args: str) -> Dict:
+    proc = subprocess.run([sys.executable, "-m", "gdbext", "triage", *args, "--format", "json",
+                           os.path.join(CORES, name), os.path.join(CORES, name + ".core.xz")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert not has_traceback(proc.stdout + proc.stderr), proc.stdout + proc.stderr
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -99,15 +100,11 @@ def _check_overflow(f: Dict, t: Truth) -> None:
     assert "followed the damaged link" in ev["fault"]
 
 
-@pytest.fixture(scope="module")
-def truth() -> Truth:
-    return Truth(NAME)
-
-
 @needs_gdb
-def test_triage_traces_the_moved_link_to_the_overflow(truth):
-    t = truth
-    rep = _triage_json()
+@pytest.mark.parametrize("build", BUILDS)
+def test_triage_traces_the_moved_link_to_the_overflow(build):
+    t = Truth("pool_reuse" + build)
+    rep = _triage_json("pool_reuse" + build, "--pools", spec("pool_reuse"))
     kinds = [f["kind"] for f in rep["findings"]]
     assert kinds == ["heap-buffer-overflow"], kinds  # no wild pointer, no "head outside the pool" left over
     _check_overflow(rep["findings"][0], t)
@@ -115,11 +112,11 @@ def test_triage_traces_the_moved_link_to_the_overflow(truth):
     assert t["victim_next_free_after_reuse"] == "(nil)"
 
 
-def _run(commands: List[str]) -> List[str]:
+def _run(name: str, commands: List[str]) -> List[str]:
     cmds: List[str] = []
     for c in commands:
         cmds += [c, f"echo {SEP}\\n"]
-    out = gdb_run(NAME, cmds, specs=[spec(NAME)]).stdout
+    out = gdb_run(name, cmds, specs=[spec("pool_reuse")]).stdout
     parts = out.split(SEP + "\n")
     assert len(parts) == len(commands) + 1, out
     return parts[:-1]
@@ -130,9 +127,10 @@ def _doc(text: str) -> Dict:
 
 
 @needs_gdb
-def test_heapexplain_and_poisonscan_agree_with_the_program(truth):
-    t = truth
-    explain, scan = _run(["heapexplain --json", "poisonscan --json"])
+@pytest.mark.parametrize("build", BUILDS)
+def test_heapexplain_and_poisonscan_agree_with_the_program(build):
+    t = Truth("pool_reuse" + build)
+    explain, scan = _run("pool_reuse" + build, ["heapexplain --json", "poisonscan --json"])
     (f,) = _doc(explain)["findings"]
     _check_overflow(f, t)
     rep = _doc(scan)
@@ -144,3 +142,38 @@ def test_heapexplain_and_poisonscan_agree_with_the_program(truth):
     head, _sep, tail = run["text_after"].partition(" ... ")
     assert t["overflow_text_full"].startswith(run["text_before"] + head)
     assert tail and t["overflow_text_full"].endswith(tail)
+
+
+# -- the tcache_reuse core: the same story on glibc's tcache, and the culprit's owner ---------
+@needs_gdb
+@pytest.mark.parametrize("build", BUILDS)
+def test_triage_traces_a_garbage_tcache_head_to_the_overflow_and_names_the_owner(build):
+    t = Truth("tcache_reuse" + build)
+    rep = _triage_json("tcache_reuse" + build)
+    assert rep["crash"]["signal"] == t["crash_signal"]
+    assert [f["kind"] for f in rep["findings"]] == ["heap-buffer-overflow"]
+    (f,) = rep["findings"]
+    assert int(f["chunk"]["address"], 16) == t.int("victim_chunk")
+    assert int(f["source"]["chunk"]["address"], 16) == t.int("name_chunk")
+    assert int(f["address"], 16) == t.int("name_addr") + t.int("usable_size")
+    assert f["source"]["bytes_past_end"] == t.int("overflow_past_usable")
+    assert t["name_owner"] in f["source"]["referenced_by"]
+    ev = f["evidence"]
+    assert ev["bytes_past_end_is_lower_bound"] is False
+    prov = ev["provenance"]
+    assert int(prov["value"], 16) == t.int("head_after_pop")
+    if t.get("abort_message"):  # glibc caught the misaligned head
+        assert ev["crash"]["message"] == t["abort_message"]
+    else:  # the head was aligned by chance: malloc followed it
+        assert "followed the damaged link" in ev["fault"] and rep["crash"]["fault_address"] is not None
+    assert int.from_bytes(bytes.fromhex(prov["bytes_there_then"]), "little") == t.int("victim_next_after_overflow")
+    assert int(prov["loaded_from"].rsplit(" at ", 1)[1], 16) == t.int("victim_addr")
+    damaged = {d["field"]: d for d in ev["damaged"]}
+    assert int(damaged["size"]["value"], 16) == t.int("victim_size_after_overflow")
+    text = t["overflow_text_full"]
+    cont = ev["continuity"]
+    assert text.startswith(cont["text_before_boundary"] + cont["text_after_boundary"])
+    assert text.endswith(cont["continued_in"][0]["text"])
+    # every format shows the owner (the CLI's renderers, on the CLI's JSON)
+    for fmt in ("text", "markdown", "sarif"):
+        assert t["name_owner"] in render(rep, fmt), fmt

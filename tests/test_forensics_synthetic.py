@@ -141,7 +141,8 @@ def test_text_overflow_into_the_next_header():
     assert f.evidence["damaged"][0]["field"] == "size"
     assert "glibc records no requested size" in f.message and f.allocation_site is None
     assert "no allocation record" in f.evidence["allocation_record"]
-    assert f.to_dict()["source"] == {"chunk": f.source.to_dict(), "bytes_past_end": 13}
+    assert f.to_dict()["source"] == {"chunk": f.source.to_dict(), "bytes_past_end": 13,
+                                        "referenced_by": []}
 
 
 def test_off_by_one_nul_clears_prev_inuse():

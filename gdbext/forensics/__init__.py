@@ -74,7 +74,8 @@ def find_all(ctx: ForensicContext) -> List[Finding]:
     pool guard; writes after free (broken fills, links, keys, bin heads);
     the double or invalid free the abort message calls for; the fault's bad
     pointer; then whatever heap violation or pool anomaly none of them
-    accounted for.  ``referenced_by`` is filled from ``ctx.references``.
+    accounted for.  ``referenced_by`` (and the source's, for an overflow) is
+    filled from ``ctx.references``.
     A clean heap gives no finding.
 
     :param ctx: the forensic context.
@@ -90,6 +91,8 @@ def find_all(ctx: ForensicContext) -> List[Finding]:
     for f in findings:
         if f.chunk is not None:
             f.referenced_by = ctx.referrers(f.chunk.address)
+        if f.source is not None and (f.chunk is None or f.source.address != f.chunk.address):
+            f.source_referenced_by = ctx.referrers(f.source.address)
         site = f.allocation_site
         if site is not None and site.function and " allocated by " not in f.message:
             where = f" ({os.path.basename(site.file)}:{site.line})" if site.file else ""

@@ -123,12 +123,20 @@ def _attach(findings: Sequence[Finding], value: int, how: str, note: str) -> boo
     """Tie the bad pointer to a finding whose damaged field holds it."""
     for f in findings:
         for d in f.evidence.get("damaged", []) or []:
-            if isinstance(d, dict) and d.get("value") == f"{value:#x}":
+            if not isinstance(d, dict):
+                continue
+            if d.get("value") == f"{value:#x}":
                 f.evidence["fault"] = (f"the faulting pointer {value:#x} ({how}{note}) is the value of "
                                        f"{d.get('field')} at {d.get('address')}: the program followed the "
                                        "damaged link")
-                f.explains_crash = True
-                return True
+            elif d.get("held_value") == f"{value:#x}":
+                f.evidence["fault"] = (f"the faulting pointer {value:#x} ({how}{note}) is the value "
+                                       f"{d.get('held_in')} holds, loaded from {d.get('field')} at "
+                                       f"{d.get('address')}: the program followed the damaged link")
+            else:
+                continue
+            f.explains_crash = True
+            return True
     return False
 
 

@@ -173,6 +173,7 @@ class Finding:
     :ivar bytes_past_end: for overflows, bytes written past the source's region.
     :ivar allocation_site: where the culprit buffer was allocated (pools).
     :ivar referenced_by: who points at the chunk (from the references callback).
+    :ivar source_referenced_by: who points at the source chunk (the culprit buffer's owner).
     :ivar message: the ASan-like headline.
     :ivar evidence: free-form facts, JSON-ready.
     :ivar written_after_free: modified ranges of a freed chunk.
@@ -189,6 +190,7 @@ class Finding:
     bytes_past_end: Optional[int] = None
     allocation_site: Optional[AllocSite] = None
     referenced_by: List[str] = field(default_factory=list)
+    source_referenced_by: List[str] = field(default_factory=list)
     evidence: Dict[str, Any] = field(default_factory=dict)
     written_after_free: List[Written] = field(default_factory=list)
     explains_crash: bool = False
@@ -215,7 +217,8 @@ class Finding:
         """The documented JSON form (``docs/forensics.md``)."""
         source = None
         if self.source is not None:
-            source = {"chunk": self.source.to_dict(), "bytes_past_end": self.bytes_past_end}
+            source = {"chunk": self.source.to_dict(), "bytes_past_end": self.bytes_past_end,
+                      "referenced_by": list(self.source_referenced_by)}
         return {
             "kind": self.kind,
             "address": hx(self.address),

@@ -32,7 +32,7 @@ from .context import ForensicContext
 from .continuity import Run, find_run
 from .evidence import NO_RECORD, dump, field_bytes, size_class
 from .model import ChunkView, Finding
-from .provenance import pool_link_origin
+from .provenance import Origin, glibc_moved_links, pool_link_origin
 from .sites import alloc_site
 
 __all__ = ["HEADER_CHECKS", "Damage", "find_overflows", "glibc_damage", "pool_damage"]
@@ -325,7 +325,20 @@ def find_overflows(ctx: ForensicContext, index: Optional[ChunkIndex] = None) -> 
     out: List[Finding] = []
     damage = glibc_damage_cache(ctx, index)
     by_victim: Dict[int, Tuple[Finding, Damage]] = {}
-    for addr in sorted(damage):
+    moved = glibc_moved_links(ctx, index, damage)
+    for addr in sorted(set(damage) | set(moved)):
+        if addr in moved:
+            origin, v = moved[addr]
+            dmg = damage.get(addr) or Damage(origin.victim)
+            dmg.keys.append((v.check, v.chunk))
+            if v.abort:
+                dmg.aborts.append(v.abort)
+            held_in = f"the bin head {v.field} at {v.field_address:#x}" if v.field_address is not None else v.field
+            f = _from_origin(ctx, index, dmg, origin, held_in, int.from_bytes(v.raw, ctx.order),
+                             check=v.check, explanation=v.explanation)
+            by_victim[addr] = (f, dmg)
+            out.append(f)
+            continue
         dmg = damage[addr]
         prev, _nxt = index.neighbours(dmg.victim)
         got = _attribute(ctx, index, prev, dmg) if prev is not None else None
@@ -371,6 +384,37 @@ def find_overflows(ctx: ForensicContext, index: Optional[ChunkIndex] = None) -> 
     return out
 
 
+def _from_origin(ctx: ForensicContext, index: ChunkIndex, dmg: Damage, origin: Origin, held_in: str,
+                 value: int, **why: Optional[str]) -> Finding:
+    """The overflow finding for a bad value traced back to the field it was loaded from."""
+    stored = index.read(origin.field_address, origin.field_size)
+    raw = _continuing_bytes(ctx, origin, value)
+    dmg.spans.append((origin.field_address, origin.field_size, origin.field))
+    dmg.fields.append(field_bytes(ctx, origin.field, origin.field_address, raw, held_in=held_in,
+                                  held_value=f"{value:#x}", now=stored.hex(), provenance=origin.note, **why))
+    f = _overflow(ctx, index, origin.source, dmg,
+                  (origin.run, origin.end, [(origin.field_address, origin.field_size, origin.field)]),
+                  exact_end=origin.exact)
+    f.evidence["provenance"] = {
+        "value": f"{value:#x}",
+        "held_in": held_in,
+        "loaded_from": f"{origin.field} of {origin.victim.label} at {origin.field_address:#x}",
+        "bytes_there_then": raw.hex(),
+        "bytes_there_now": stored.hex(),
+        "inferred": origin.note,
+        "end_exact": origin.exact,
+    }
+    return f
+
+
+def _continuing_bytes(ctx: ForensicContext, origin: Origin, value: int) -> bytes:
+    """The bytes the field held before the value was moved (safe-linking re-applied for glibc links)."""
+    if origin.victim.is_pool or ctx.heap is None or not ctx.heap.layout.safe_linking:
+        return value.to_bytes(origin.field_size, ctx.order)
+    mask = (1 << (8 * origin.field_size)) - 1
+    return ((value ^ (origin.field_address >> 12)) & mask).to_bytes(origin.field_size, ctx.order)
+
+
 def _moved_links(ctx: ForensicContext, index: ChunkIndex,
                  orphans: List[Tuple[PoolReport, PoolAnomaly]]) -> List[Finding]:
     """Overflows traced through a bad link no slot holds any more (the damaged slot was handed out again)."""
@@ -378,31 +422,18 @@ def _moved_links(ctx: ForensicContext, index: ChunkIndex,
     for report, a in orphans:
         if a.kind not in ("freelist-outside", "freelist-misaligned") or a.address is None:
             continue
-        head = report.pool.spec.free_list.head if report.pool.spec.free_list is not None else None
+        spec = report.pool.spec
+        head = spec.free_list.head if spec.free_list is not None else None
         held_in = f"the free-list head ({head})" if isinstance(head, str) else "the free-list head"
-        if a.chunk is not None:
-            held_in = f"the {report.pool.spec.free_list.link} of slot {a.chunk}"  # type: ignore[union-attr]
+        if a.chunk is not None and spec.free_list is not None:
+            held_in = f"the {spec.free_list.link} of slot {a.chunk}"
         origin = pool_link_origin(ctx, index, report, a.address, held_in)
         if origin is None:
             continue
-        raw = a.address.to_bytes(origin.field_size, ctx.order)
         dmg = Damage(origin.victim)
         dmg.keys.append((f"pool.{a.kind}", a.address))
-        dmg.spans.append((origin.field_address, origin.field_size, origin.field))
-        dmg.fields.append(field_bytes(ctx, origin.field, origin.field_address, raw, anomaly=a.kind,
-                                      explanation=a.message, held_in=held_in,
-                                      provenance=origin.note))
-        f = _overflow(ctx, index, origin.source, dmg,
-                      (origin.run, origin.end, [(origin.field_address, origin.field_size, origin.field)]),
-                      exact_end=origin.exact)
-        f.evidence["provenance"] = {
-            "value": f"{a.address:#x}",
-            "held_in": held_in,
-            "loaded_from": f"{origin.field} of {origin.victim.label} at {origin.field_address:#x}",
-            "inferred": origin.note,
-            "end_exact": origin.exact,
-        }
-        out.append(f)
+        out.append(_from_origin(ctx, index, dmg, origin, held_in, a.address, anomaly=a.kind,
+                                explanation=a.message))
     return out
 
 

@@ -7,7 +7,8 @@ A bad value the analysis meets -- a pool free-list head outside the pool, a
 glibc bin link that does not decode -- may have been *moved* since it was
 written: the allocator popped the damaged chunk and copied its link into the
 head, then rewrote the chunk's header.  The bytes are still the overflow's,
-only stored elsewhere.  :func:`pool_link_origin` puts them back where they
+only stored elsewhere.  :func:`pool_link_origin` (pools) and
+:func:`glibc_head_origin` (tcache and fastbin heads) put them back where they
 came from:
 
 * the candidate is an in-use slot (it was popped: its link is what the head
@@ -26,9 +27,11 @@ the value holds the string's NUL; otherwise it is a lower bound.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..glibc import Violation
 from ..pools import PoolReport
 from ..textutil import is_printable_byte
 from .chunks import ChunkIndex
@@ -36,7 +39,7 @@ from .context import ForensicContext
 from .continuity import Run, element_matches, find_run
 from .model import ChunkView
 
-__all__ = ["Origin", "continuation", "pool_link_origin"]
+__all__ = ["Origin", "continuation", "pool_link_origin", "glibc_head_origin", "glibc_moved_links", "BIN_HEAD"]
 
 #: Bytes read before a slot's end when looking for the start of its run.
 _HEAD = 4 << 10
@@ -100,15 +103,37 @@ def continuation(run: Run, address: int, raw: bytes) -> Optional[Tuple[int, bool
     return None
 
 
-def _run_to_end(index: ChunkIndex, prev: ChunkView) -> Optional[Run]:
-    """The run in ``prev`` crossing its region's end and reaching the end of the slot, unterminated."""
+def _run_reaching(index: ChunkIndex, prev: ChunkView, victim: int, until: int) -> Optional[Run]:
+    """The run in ``prev`` crossing its region's end that reaches ``victim`` and stops before ``until``.
+
+    A text run must not be terminated there: its NUL would end the string before the moved bytes.
+    """
     boundary = prev.region_end
     lo = max(prev.user_address, boundary - _HEAD)
-    data = index.read(lo, max(prev.end - lo, 0))
+    data = index.read(lo, max(until - lo, 0))
     run = find_run(data, lo, boundary)
-    if run is None or run.start < prev.user_address or run.end != prev.end:
+    if run is None or run.start < prev.user_address or not victim <= run.end <= until \
+            or (run.kind == "text" and run.nul_terminated):
         return None
     return run
+
+
+def _origin(index: ChunkIndex, victim: ChunkView, faddr: int, raw: bytes, field: str,
+            note: str) -> Optional[Origin]:
+    """The origin when the chunk before ``victim`` ran over and ``raw`` at ``faddr`` continues its run."""
+    prev, _nxt = index.neighbours(victim)
+    if prev is None:
+        return None
+    run = _run_reaching(index, prev, victim.address, faddr)
+    if run is None:
+        return None
+    got = continuation(run, faddr, raw)
+    if got is None:
+        return None
+    end, exact = got
+    note = f"{note}, and that value placed there continues the {run.kind} that runs unbroken from {prev.label} " \
+           f"into {victim.label}"
+    return Origin(prev, victim, run, faddr, len(raw), field, end, exact, note)
 
 
 def pool_link_origin(ctx: ForensicContext, index: ChunkIndex, report: PoolReport, value: int,
@@ -129,20 +154,91 @@ def pool_link_origin(ctx: ForensicContext, index: ChunkIndex, report: PoolReport
         if c.state != "in-use":
             continue
         victim = index.pool_view(report, c)
-        prev, _nxt = index.pool_neighbours(victim)
-        if prev is None:
-            continue
-        run = _run_to_end(index, prev)
-        if run is None:
-            continue
         faddr = c.address + spec.header_offset + lf.offset
-        got = continuation(run, faddr, raw)
-        if got is None:
-            continue
-        end, exact = got
-        note = (f"{held_in} holds {value:#x}; {victim.label} is in use again (popped: the allocator copied its "
-                f"{spec.free_list.link} into the head, then rewrote its header), and that value placed at its "
-                f"{spec.free_list.link} ({faddr:#x}) continues the {run.kind} that runs unbroken to the end of "
-                f"{prev.label}")
-        found.append(Origin(prev, victim, run, faddr, lf.size, spec.free_list.link, end, exact, note))
+        link = spec.free_list.link
+        got = _origin(index, victim, faddr, raw, link,
+                      f"{held_in} holds {value:#x}; {victim.label} is in use again (popped: the allocator copied its "
+                      f"{link} into the head, then rewrote its header), so the value was its {link} at {faddr:#x}")
+        if got is not None:
+            found.append(got)
     return found[0] if len(found) == 1 else None
+
+
+def glibc_head_origin(ctx: ForensicContext, index: ChunkIndex, head: int, bin_label: str, chunk_size: int,
+                      candidates: Sequence[ChunkView]) -> Optional[Origin]:
+    """The chunk a garbage tcache/fastbin head was revealed from, when no free chunk holds the link any more.
+
+    malloc took the chunk at the head and made its link the new head
+    (``REVEAL_PTR`` since 2.32); the chunk is in use again and its new owner
+    overwrote the link.  For each candidate (an in-use chunk of the bin's
+    size, or a chunk whose size field is itself damaged), the link is
+    re-protected with the candidate's link address and must continue the run
+    of the chunk before it.
+
+    :param head: the bin head's value.
+    :param candidates: chunks that may have been popped from the bin.
+    """
+    heap = ctx.heap
+    if heap is None or head == 0:
+        return None
+    ps = ctx.pointer_size
+    mask = (1 << (8 * ps)) - 1
+    found: List[Origin] = []
+    for victim in candidates:
+        if victim.state not in ("in-use", "corrupt") or (victim.state == "in-use" and victim.size != chunk_size):
+            continue
+        faddr = victim.address + 2 * ps
+        stored = (head ^ (faddr >> 12)) & mask if heap.layout.safe_linking else head
+        how = "after undoing safe-linking for that address" if heap.layout.safe_linking else "as stored"
+        got = _origin(index, victim, faddr, stored.to_bytes(ps, ctx.order),
+                      "next" if bin_label.startswith("tcache") else "fd",
+                      f"{bin_label} head {head:#x} is what malloc made of the link of the chunk it handed out last; "
+                      f"{victim.label} is in use again and its link at {faddr:#x} would have held {stored:#x} "
+                      f"({how})")
+        if got is not None:
+            found.append(got)
+    return found[0] if len(found) == 1 else None
+
+
+#: A bin head field as the heap checks name it: tcache ``entries[i]``, ``fastbinsY[i]``.
+BIN_HEAD = re.compile(r"^(entries|fastbinsY)\[(\d+)\]$")
+
+
+def glibc_moved_links(ctx: ForensicContext, index: ChunkIndex,
+                      damaged: Iterable[int]) -> Dict[int, Tuple[Origin, Violation]]:
+    """Garbage bin heads traced to the chunk they were revealed from, by victim chunk address.
+
+    Only heads no free chunk's link still reveals to (those are
+    use-after-free writes into a chunk still in its bin, see
+    :mod:`~gdbext.forensics.links`).
+
+    :param damaged: chunks whose header the checks found damaged (popped chunks may be among them).
+    """
+    from .links import revealing_chunks  # local: links imports the uaf helpers this module must not need
+
+    out: Dict[int, Tuple[Origin, Violation]] = {}
+    heap = ctx.heap
+    if ctx.check is None or heap is None:
+        return out
+    lay = heap.layout
+    ps = ctx.pointer_size
+    views: Optional[List[ChunkView]] = None
+    for v in ctx.check.violations:
+        m = BIN_HEAD.match(v.field or "")
+        if m is None or v.severity != "error" or len(v.raw) != ps:
+            continue
+        head = int.from_bytes(v.raw, ctx.order)
+        if revealing_chunks(ctx, head, 2 * ps):
+            continue
+        if m.group(1) == "entries":
+            csize, label = lay.tidx2csize(int(m.group(2))), f"tcache[{m.group(2)}]"
+        else:
+            csize, label = lay.fastbin_size(int(m.group(2))), f"fastbin[{m.group(2)}]"
+        if views is None:
+            views = [c for c in (index.glibc_chunk(a) for a in damaged) if c is not None]
+            for seg in heap.segments:
+                views += [c for c in index.glibc_views(seg.start, seg.end) if c.state == "in-use"]
+        origin = glibc_head_origin(ctx, index, head, label, csize, views)
+        if origin is not None and origin.victim.address not in out:
+            out[origin.victim.address] = (origin, v)
+    return out
