@@ -30,7 +30,7 @@ from .frees import find_free_errors
 from .links import find_link_writes
 from .model import KINDS, AllocSite, ChunkView, Finding, Written
 from .overflow import find_overflows
-from .uaf import find_fill_breaks
+from .uaf import MODIFIED, find_fill_breaks, ranges_text
 
 __all__ = [
     "find_all",
@@ -60,6 +60,9 @@ def _merge_by_chunk(found: List[Finding]) -> List[Finding]:
         first = by_chunk[key]
         known = {(w.offset, w.size) for w in first.written_after_free}
         first.written_after_free.extend(w for w in f.written_after_free if (w.offset, w.size) not in known)
+        first.written_after_free.sort(key=lambda w: w.offset)
+        if MODIFIED in first.message:
+            first.message = first.message.split(MODIFIED)[0] + MODIFIED + ranges_text(first.written_after_free)
         for k, v in f.evidence.items():
             first.evidence.setdefault(k, v)
         first.keys.extend(f.keys)

@@ -31,7 +31,7 @@ from .continuity import find_run
 from .evidence import location
 from .model import ChunkView, Finding
 from .sites import function_start
-from .uaf import uaf_finding, unfilled_tail
+from .uaf import tail_note, uaf_finding, unfilled_tail
 
 __all__ = ["find_fault_findings", "fault_pointer", "branch_fault", "loading_instruction", "stored_at", "classify"]
 
@@ -235,19 +235,13 @@ def _read_after_free(ctx: ForensicContext, index: ChunkIndex, findings: List[Fin
     existing = next((f for f in findings if f.kind == "use-after-free" and f.chunk is not None
                      and f.chunk.address == chunk.address), None)
     tail = unfilled_tail(ctx, index, chunk)
+    if tail is not None:
+        ev["unfilled_tail"] = tail_note(index, chunk, tail)
     if existing is not None:
         existing.evidence.update(ev)
         existing.explains_crash = True
-        if tail is not None and all(w.offset != tail.offset for w in existing.written_after_free):
-            existing.written_after_free.append(tail)
         return None
-    written = [tail] if tail is not None else []
-    if tail is not None:
-        ev["unfilled_tail"] = (f"bytes {tail.offset}..{tail.offset + tail.size} hold "
-                               f"{index.read(chunk.user_address + tail.offset, tail.size).hex()}: free() does not "
-                               "fill the last word of a fastbin chunk (it is the next chunk's prev_size), so this "
-                               "value is the last write there, made before or after the free")
-    f = uaf_finding(ctx, index, chunk, written, ev, [("fault", chunk.address)], address=address, access="READ",
+    f = uaf_finding(ctx, index, chunk, [], ev, [("fault", chunk.address)], address=address, access="READ",
                     reused=chunk.state != "free")
     f.explains_crash = True
     return f

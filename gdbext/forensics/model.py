@@ -155,9 +155,15 @@ class Written:
     size: int
     field: Optional[str] = None
     certain: bool = True
+    #: the whole field the bytes lie in (its offset and size), when a type names it
+    field_offset: Optional[int] = None
+    field_size: Optional[int] = None
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"offset": self.offset, "size": self.size, "field": self.field, "certain": self.certain}
+        out: Dict[str, Any] = {"offset": self.offset, "size": self.size, "field": self.field, "certain": self.certain}
+        if self.field_offset is not None:
+            out["field_offset"], out["field_size"] = self.field_offset, self.field_size
+        return out
 
 
 @dataclass

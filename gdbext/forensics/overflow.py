@@ -29,11 +29,12 @@ from ..pools import PoolAnomaly, PoolReport
 from ..textutil import c_escape, printable_text
 from .chunks import ChunkIndex
 from .context import ForensicContext
-from .continuity import Run, find_run
+from .continuity import Run, find_run, typed_run
 from .evidence import NO_RECORD, dump, field_bytes, size_class
 from .model import ChunkView, Finding
 from .provenance import Origin, glibc_moved_links, pool_link_origin
 from .sites import alloc_site
+from .typed import element_layout
 
 __all__ = ["HEADER_CHECKS", "Damage", "find_overflows", "glibc_damage", "pool_damage"]
 
@@ -209,6 +210,9 @@ def _attribute(ctx: ForensicContext, index: ChunkIndex, source: ChunkView,
     until = max(dmg.last, dmg.victim.address + 2 * ctx.pointer_size) + _TAIL
     lo, data = _read_window(index, source, boundary, until)
     run = find_run(data, lo, boundary)
+    if run is None or run.start < source.user_address or run.end <= first:
+        typed = _typed(ctx, data, lo, boundary, source)
+        run = typed if typed is not None else run
     if run is None or run.start < source.user_address:
         return None
     if run.end > first:
@@ -228,6 +232,19 @@ def _island(dmg: Damage, addr: int, size: int, name: str, kind: str) -> Dict[str
         out["text"] = c_escape(text)
         out["nul_terminated"] = len(text) < len(raw)
     return out
+
+
+def _typed(ctx: ForensicContext, data: bytes, lo: int, boundary: int, source: ChunkView) -> Optional[Run]:
+    """The source's bytes past ``boundary`` read as further elements of its DWARF type (from a referrer)."""
+    got = element_layout(ctx, source)
+    if got is None:
+        return None
+    size, fields = got
+    run = typed_run(data, lo, boundary, source.user_address, size, [(o, w) for _n, o, w in fields])
+    if run is not None:
+        names = {o: n for n, o, _w in fields}
+        run.field_names = {f.offset: names.get(f.offset, "") for f in run.fields}
+    return run
 
 
 def _bytes(n: int) -> str:
