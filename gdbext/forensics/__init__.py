@@ -30,6 +30,7 @@ from .frees import find_free_errors
 from .links import find_link_writes
 from .model import KINDS, AllocSite, ChunkView, Finding, Written
 from .overflow import find_overflows
+from .overlap import find_overlaps
 from .uaf import MODIFIED, find_fill_breaks, ranges_text
 
 __all__ = [
@@ -86,6 +87,7 @@ def find_all(ctx: ForensicContext) -> List[Finding]:
     index = ctx.index()
     findings: List[Finding] = []
     findings += find_overflows(ctx, index)
+    findings += find_overlaps(ctx, index)
     findings += _merge_by_chunk(find_link_writes(ctx, index) + find_fill_breaks(ctx, index))
     findings += find_free_errors(ctx, index, findings)
     findings += find_fault_findings(ctx, index, findings)
@@ -94,7 +96,7 @@ def find_all(ctx: ForensicContext) -> List[Finding]:
     for f in findings:
         if f.chunk is not None:
             f.referenced_by = ctx.referrers(f.chunk.address)
-        if f.source is not None and (f.chunk is None or f.source.address != f.chunk.address):
+        if f.source is not None:
             f.source_referenced_by = ctx.referrers(f.source.address)
         site = f.allocation_site
         if site is not None and site.function and " allocated by " not in f.message:

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..textutil import c_escape, is_printable_byte
 
-__all__ = ["Run", "find_run", "typed_run", "element_matches", "text_run", "binary_run", "fill_run", "MIN_TEXT", "MIN_ELEMENTS"]
+__all__ = ["Run", "find_run", "typed_run", "leftward_run", "element_matches", "text_run", "binary_run", "fill_run", "MIN_TEXT", "MIN_ELEMENTS"]
 
 #: Printable bytes a text run needs before the boundary.
 MIN_TEXT = 4
@@ -320,6 +320,35 @@ def typed_run(data: bytes, base: int, boundary: int, start: int, size: int,
     if got is None or got.end <= boundary:
         return None
     return Run("binary", got.start, got.end, boundary, got.data, element_size=size, fields=got.fields)
+
+
+def leftward_run(data: bytes, base: int, start: int, sizes: Tuple[int, ...] = (2, 4, 8)) -> Optional[Run]:
+    """Elements before ``start`` (a region's first byte) that continue, backwards, the structure of the
+    elements from ``start`` on: a cursor that began before its buffer (an underflow).
+
+    The run's ``boundary`` is ``start``; :attr:`Run.start` is the first byte written before it.
+    """
+    i = start - base
+    best: Optional[Run] = None
+    for size in sizes:
+        if i % size or (len(data) - i) // size < MIN_ELEMENTS:
+            continue
+        n_after = min((len(data) - i) // size, _TRAIN)
+        fields = _structure([bytes(data[i + k * size:i + (k + 1) * size]) for k in range(n_after)], size)
+        if fields is None:
+            continue
+        s = i
+        while s - size >= 0 and element_matches(bytes(data[s - size:s]), fields, (s - size - i) // size):
+            s -= size
+        if s == i:
+            continue
+        e = i
+        while e + size <= len(data) and element_matches(bytes(data[e:e + size]), fields, (e - i) // size):
+            e += size
+        run = Run("binary", base + s, base + e, start, bytes(data[s:e]), element_size=size, fields=fields)
+        if best is None or run.start < best.start:
+            best = run
+    return best
 
 
 def find_run(data: bytes, base: int, boundary: int) -> Optional[Run]:

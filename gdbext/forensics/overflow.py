@@ -29,7 +29,7 @@ from ..pools import PoolAnomaly, PoolReport
 from ..textutil import c_escape, printable_text
 from .chunks import ChunkIndex
 from .context import ForensicContext
-from .continuity import Run, find_run, typed_run
+from .continuity import Run, find_run, leftward_run, typed_run
 from .evidence import NO_RECORD, dump, field_bytes, size_class
 from .model import ChunkView, Finding
 from .provenance import Origin, glibc_moved_links, pool_link_origin
@@ -314,6 +314,53 @@ def _overflow(ctx: ForensicContext, index: ChunkIndex, source: ChunkView, dmg: D
                    allocation_site=site, evidence=evidence, keys=keys)
 
 
+#: Bytes before a region searched for an underflow's first element.
+_LEFT = 256
+
+
+def _underflow(ctx: ForensicContext, index: ChunkIndex, dmg: Damage) -> Optional[Finding]:
+    """The victim's own contents, continued backwards over its damaged header: a write before its region.
+
+    ASan's "N bytes to the left of the M-byte region": the elements of the
+    buffer's data keep one structure, and the damaged header bytes just
+    before the region are earlier elements of it.
+    """
+    victim = dmg.victim
+    start = victim.user_address
+    if not dmg.spans or dmg.first >= start:
+        return None
+    lo = max(start - _LEFT, victim.address - _LEFT)
+    data = index.read(lo, start + min(victim.usable, _HEAD) - lo)
+    run = leftward_run(data, lo, start)
+    if run is None or run.start > dmg.first:
+        return None
+    before = start - run.start
+    # a header the walk could not take spans to the next one; the region runs to that one's prev_size
+    size = max(victim.usable, victim.end + ctx.pointer_size - start) if victim.state == "corrupt" else victim.usable
+    names = ", ".join(dmg.names()) or "header"
+    message = (f"{_bytes(before)} written to the left of the {size}-byte region [{start:#x}, {start + size:#x}) "
+               f"of {victim.label} (usable; glibc records no requested size), over its own chunk header ({names})")
+    continuity = run.evidence()
+    continuity["note"] = (f"the buffer's own elements continue backwards from {start:#x} to {run.start:#x}: a "
+                          "cursor or index that started before the buffer")
+    evidence: Dict[str, object] = {
+        "direction": "left",
+        "damaged": dmg.fields,
+        "continuity": continuity,
+        "region": _region_note(ctx, victim),
+        "bytes_past_end_is_lower_bound": False,
+    }
+    if dmg.aborts:
+        evidence["glibc_aborts"] = list(dict.fromkeys(dmg.aborts))
+    if not victim.is_pool:
+        evidence["allocation_record"] = NO_RECORD
+    evidence["hexdump"] = dump(index, run.start - 16, start + 32,
+                               [(run.start, start, f"{_bytes(before)} before the region")]
+                               + [(a, a + s, f"{victim.label} {n}") for a, s, n in dmg.spans])
+    return Finding("heap-buffer-overflow", run.start, victim, message, source=victim, bytes_past_end=before,
+                   evidence=evidence, keys=list(dmg.keys))
+
+
 def _corruption(ctx: ForensicContext, index: ChunkIndex, dmg: Damage, prev: Optional[ChunkView]) -> Finding:
     names = ", ".join(dmg.names()) or "header"
     first: Dict[str, Any] = dmg.fields[0] if dmg.fields else {}
@@ -361,7 +408,10 @@ def find_overflows(ctx: ForensicContext, index: Optional[ChunkIndex] = None) -> 
         got = _attribute(ctx, index, prev, dmg) if prev is not None else None
         if got is None and prev is not None and _consequence(prev, dmg, by_victim):
             continue
-        f = _overflow(ctx, index, prev, dmg, got) if got and prev is not None else _corruption(ctx, index, dmg, prev)
+        if got and prev is not None:
+            f = _overflow(ctx, index, prev, dmg, got)
+        else:
+            f = _underflow(ctx, index, dmg) or _corruption(ctx, index, dmg, prev)
         by_victim[addr] = (f, dmg)
         out.append(f)
     victims, guards, orphans = pool_damage(ctx, index)
@@ -425,8 +475,8 @@ def _from_origin(ctx: ForensicContext, index: ChunkIndex, dmg: Damage, origin: O
 
 
 def _continuing_bytes(ctx: ForensicContext, origin: Origin, value: int) -> bytes:
-    """The bytes the field held before the value was moved (safe-linking re-applied for glibc links)."""
-    if origin.victim.is_pool or ctx.heap is None or not ctx.heap.layout.safe_linking:
+    """The bytes the field held before the value was moved (safe-linking re-applied when it was used)."""
+    if not origin.mangled:
         return value.to_bytes(origin.field_size, ctx.order)
     mask = (1 << (8 * origin.field_size)) - 1
     return ((value ^ (origin.field_address >> 12)) & mask).to_bytes(origin.field_size, ctx.order)

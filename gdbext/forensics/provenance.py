@@ -27,6 +27,7 @@ the value holds the string's NUL; otherwise it is a lower bound.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -58,6 +59,7 @@ class Origin:
     :ivar end: the end of the overflow (exclusive).
     :ivar exact: True when the value holds the run's own end (a string's NUL).
     :ivar note: how the value was traced, one sentence.
+    :ivar mangled: the value is a safe-linked link revealed by malloc (the field held it protected).
     """
 
     source: ChunkView
@@ -69,6 +71,7 @@ class Origin:
     end: int
     exact: bool
     note: str
+    mangled: bool = False
 
 
 def continuation(run: Run, address: int, raw: bytes) -> Optional[Tuple[int, bool]]:
@@ -188,15 +191,18 @@ def glibc_head_origin(ctx: ForensicContext, index: ChunkIndex, head: int, bin_la
         if victim.state not in ("in-use", "corrupt") or (victim.state == "in-use" and victim.size != chunk_size):
             continue
         faddr = victim.address + 2 * ps
-        stored = (head ^ (faddr >> 12)) & mask if heap.layout.safe_linking else head
-        how = "after undoing safe-linking for that address" if heap.layout.safe_linking else "as stored"
-        got = _origin(index, victim, faddr, stored.to_bytes(ps, ctx.order),
-                      "next" if bin_label.startswith("tcache") else "fd",
-                      f"{bin_label} head {head:#x} is what malloc made of the link of the chunk it handed out last; "
-                      f"{victim.label} is in use again and its link at {faddr:#x} would have held {stored:#x} "
-                      f"({how})")
-        if got is not None:
-            found.append(got)
+        # the layout's way first; the other when the release is only inferred (the run decides, not a guess)
+        for mangled in (heap.layout.safe_linking, not heap.layout.safe_linking):
+            stored = (head ^ (faddr >> 12)) & mask if mangled else head
+            how = "after undoing safe-linking for that address" if mangled else "as stored: no safe-linking"
+            got = _origin(index, victim, faddr, stored.to_bytes(ps, ctx.order),
+                          "next" if bin_label.startswith("tcache") else "fd",
+                          f"{bin_label} head {head:#x} is what malloc made of the link of the chunk it handed out "
+                          f"last; {victim.label} is in use again and its link at {faddr:#x} would have held "
+                          f"{stored:#x} ({how})")
+            if got is not None:
+                found.append(dataclasses.replace(got, mangled=mangled))
+                break
     return found[0] if len(found) == 1 else None
 
 
@@ -228,7 +234,8 @@ def glibc_moved_links(ctx: ForensicContext, index: ChunkIndex,
         if m is None or v.severity != "error" or len(v.raw) != ps:
             continue
         head = int.from_bytes(v.raw, ctx.order)
-        if revealing_chunks(ctx, head, 2 * ps):
+        # without safe-linking the head's own word holds the same value: it reveals nothing
+        if any(c + 2 * ps != v.field_address for c in revealing_chunks(ctx, head, 2 * ps)):
             continue
         if m.group(1) == "entries":
             csize, label = lay.tidx2csize(int(m.group(2))), f"tcache[{m.group(2)}]"

@@ -105,8 +105,9 @@ def _finding_lines(f: Dict[str, Any]) -> List[str]:
         out.append(f"    chunk:      {_chunk_text(f['chunk'])}")
     src = f.get("source")
     if src:
-        out.append(f"    source:     {_chunk_text(src.get('chunk'))}; {src.get('bytes_past_end')} bytes past its "
-                   "requested end")
+        left = (f.get("evidence") or {}).get("direction") == "left"
+        out.append(f"    source:     {_chunk_text(src.get('chunk'))}; {src.get('bytes_past_end')} bytes "
+                   + ("before its region (an underflow)" if left else "past its requested end"))
         for r in src.get("referenced_by") or []:
             out.append(f"    source referenced by: {r}")
     site = f.get("allocation_site")
