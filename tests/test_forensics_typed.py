@@ -40,9 +40,9 @@ def test_typed_run_stops_where_the_progression_breaks():
 
 
 @needs_gdb
-@pytest.mark.parametrize("build", ["", "-dyn"])
-def test_triage_reads_the_overflow_as_elements_of_the_type(build):
-    name = "typed_overflow" + build
+@pytest.mark.parametrize("name", ["typed_overflow", "typed_overflow-dyn", "glibc/typed_overflow-bullseye",
+                                  "glibc/typed_overflow-trixie"])
+def test_triage_reads_the_overflow_as_elements_of_the_type(name):
     t = Truth(name)
     proc = subprocess.run([sys.executable, "-m", "gdbext", "triage", "--format", "json",
                            os.path.join(CORES, name), os.path.join(CORES, name + ".core.xz")],

@@ -18,8 +18,6 @@ from gdbext.gdbrun import has_traceback
 
 pytestmark = needs_gdb
 
-BUILDS = ["", "-dyn"]
-
 
 def _expected(t: Truth) -> List[Dict]:
     return [{"offset": t.int(f"written.{i}.offset"), "size": t.int(f"written.{i}.size"),
@@ -40,9 +38,9 @@ def _check(f: Dict, t: Truth) -> None:
     assert tail["offset"] == t.int("fill_end_offset") and tail["field"] == "tail"
 
 
-@pytest.mark.parametrize("build", BUILDS)
-def test_triage_gives_the_exact_ranges(build):
-    name = "uaf_ranges" + build
+@pytest.mark.parametrize("name", ["uaf_ranges", "uaf_ranges-dyn", "glibc/uaf_ranges-bullseye",
+                                  "glibc/uaf_ranges-trixie"])
+def test_triage_gives_the_exact_ranges(name):
     t = Truth(name)
     proc = subprocess.run([sys.executable, "-m", "gdbext", "triage", "--format", "json",
                            os.path.join(CORES, name), os.path.join(CORES, name + ".core.xz")],

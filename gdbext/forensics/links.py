@@ -93,15 +93,17 @@ def exact_link_write(ctx: ForensicContext, index: ChunkIndex, chunk: ChunkView,
                      tcache: bool) -> Optional[Tuple[int, int, Dict[str, object]]]:
     """(offset, size, evidence) of the bytes of a safe-linked link written after the free, when provable.
 
-    Decode, don't guess: the link glibc stored is ``(&link >> 12) ^ next``,
+    Decode, don't guess: the link glibc stored is ``(&link >> 12) ^ next``
+    (``next`` itself before 2.32),
     ``next`` a chunk of the same size (the node that followed in the list,
     now lost from it) or NULL.  When exactly one such value agrees with the
     stored link in its low half, the program wrote only the bytes that
     differ from it (a 4-byte field over the high half of the link).
     """
     heap = ctx.heap
-    if heap is None or not heap.layout.safe_linking:
+    if heap is None:
         return None
+    mangle = heap.layout.safe_linking  # before 2.32 the link is stored as it is
     ps, order = ctx.pointer_size, ctx.order
     faddr = chunk.user_address
     raw = index.read(faddr, ps)
@@ -115,7 +117,7 @@ def exact_link_write(ctx: ForensicContext, index: ChunkIndex, chunk: ChunkView,
                     if v.size == chunk.size and v.address != chunk.address]
     found = []
     for t in targets:
-        want = ((faddr >> 12) ^ t).to_bytes(ps, order)
+        want = (((faddr >> 12) ^ t) if mangle else t).to_bytes(ps, order)
         if want != raw and want[low] == raw[low]:
             found.append((t, want))
     if len(found) != 1:
@@ -125,11 +127,13 @@ def exact_link_write(ctx: ForensicContext, index: ChunkIndex, chunk: ChunkView,
     ev: Dict[str, object] = {
         "stored": raw.hex(), "expected": want.hex(),
         "decodes_to": f"{target:#x}",
-        "why": (f"glibc stored (&link >> 12) ^ {target:#x} = {int.from_bytes(want, order):#x} (the link to "
+        "why": (f"glibc stored {'(&link >> 12) ^ ' if mangle else ''}{target:#x} = {int.from_bytes(want, order):#x} "
+                f"(the link to "
                 f"{'the end of the list' if target == 0 else f'the chunk at {target:#x}'}); bytes "
                 f"{diff[0]}..{diff[-1] + 1} of the link differ from it and the rest still match, so only those "
                 "bytes were written"),
-        "allocator_field": f"{'next (tcache link)' if tcache else 'fd (fastbin link)'}, safe-linked, bytes 0..{ps}",
+        "allocator_field": f"{'next (tcache link)' if tcache else 'fd (fastbin link)'}"
+                           f"{', safe-linked' if mangle else ''}, bytes 0..{ps}",
     }
     return diff[0], diff[-1] + 1 - diff[0], ev
 
