@@ -33,7 +33,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .aborts import AbortInfo, explain_abort, read_abort_message, read_perturb_byte
 from .corefile import CoreFile, Thread
-from .disasm import Access, BranchTarget, Insn, branch_target, disassemble, is_canonical, memory_access
+from .branch import BranchTarget, branch_target
+from .disasm import Access, Insn, disassemble, is_canonical, memory_access
 from .errors import GdbextError, MemoryReadError
 from .memory import MemorySource, Region
 from .poison import WordClass, classify_word

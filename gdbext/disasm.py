@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 
 from .errors import GdbextError, MemoryReadError
@@ -42,8 +42,6 @@ __all__ = [
     "is_canonical",
     "instructions_text",
     "MAX_SWEEP",
-    "BranchTarget",
-    "branch_target",
 ]
 
 #: The longest linear sweep :func:`call_before` makes from a function start.
@@ -488,54 +486,3 @@ def instructions_text(insns: Sequence[Insn]) -> List[str]:
     """``address: bytes  text`` lines for a listing."""
     return [f"{i.address:#x}: {i.bytes:<20} {i.text}" for i in insns]
 
-
-@dataclass(frozen=True)
-class BranchTarget:
-    """Where an indirect ``call``/``jmp`` or a ``ret`` was going: the code pointer it used.
-
-    :ivar target: the code address.
-    :ivar how: ``"register rcx"``, ``"memory [rax + 0x8]"``, ``"return address [rsp]"``.
-    :ivar register: the register that held the target (a register operand), else None.
-    :ivar access: the memory the target was read from (a memory operand, or the return slot), else None.
-    """
-
-    target: int
-    how: str
-    register: Optional[str] = None
-    access: Optional[Access] = None
-
-
-def branch_target(insn: Insn, registers: Mapping[str, int],
-                  read_word: Callable[[int], Optional[int]]) -> Optional[BranchTarget]:
-    """The code pointer of an indirect call/jump (register or memory operand) or of a ``ret``; None otherwise.
-
-    When the target is non-canonical the CPU raises #GP on the branch itself
-    (``si_addr`` 0): the target, not the stack slot a call pushes, is what
-    was bad.  Only x86-64 and i386 are decoded.
-
-    :param read_word: reads one pointer-sized word of the target's memory (None: unreadable).
-    """
-    spec = arch_spec(insn.arch)
-    if spec.cs_arch != "CS_ARCH_X86" or not (insn.is_call or insn.is_jump or insn.is_return):
-        return None
-    if insn.is_return:
-        sp = register_value(spec.sp, registers)
-        value = read_word(sp) if sp is not None else None
-        if sp is None or value is None:
-            return None
-        return BranchTarget(value, f"return address [{spec.sp}]",
-                            access=Access(sp, spec.pointer_size, "read", f"[{spec.sp}]", base=spec.sp, base_value=sp,
-                                          implicit=True))
-    if insn.target is not None:
-        return None  # direct: the destination is in the encoding
-    if insn.mem_operands:
-        acc = _operand_access(insn, insn.mem_operands[0], registers, spec)
-        value = read_word(acc.address) if acc is not None else None
-        if acc is None or value is None:
-            return None
-        return BranchTarget(value, f"memory {acc.expression}", access=acc)
-    reg = insn.op_str.strip()
-    value = register_value(reg, registers)
-    if value is None:
-        return None
-    return BranchTarget(value, f"register {reg}", register=reg)

@@ -47,7 +47,7 @@ def test_underflow_is_reported_to_the_left_of_the_region(build):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert not has_traceback(proc.stdout + proc.stderr) and proc.returncode == 1, proc.stdout + proc.stderr
     (f,) = json.loads(proc.stdout)["findings"]
-    assert f["kind"] == "heap-buffer-overflow" and f["evidence"]["direction"] == "left"
+    assert f["kind"] == "heap-buffer-overflow" and f["evidence"]["direction"] == f["source"]["direction"] == "left"
     assert int(f["chunk"]["address"], 16) == int(f["source"]["chunk"]["address"], 16) == t.int("window_chunk")
     assert f["source"]["bytes_past_end"] == t.int("bytes_before")
     assert int(f["address"], 16) == t.int("underflow_start")

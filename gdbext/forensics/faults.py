@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..disasm import BranchTarget, Insn, branch_target, decode, is_canonical
+from ..branch import BranchTarget, branch_target
+from ..disasm import Insn, decode, is_canonical
 from ..errors import GdbextError
 from ..poison import WordClass, classify_word
 from .chunks import ChunkIndex, read_upto

@@ -209,6 +209,8 @@ class Finding:
     allocation_site: Optional[AllocSite] = None
     referenced_by: List[str] = field(default_factory=list)
     source_referenced_by: List[str] = field(default_factory=list)
+    #: for overflows: "left" when the writes went before the region (an underflow), else None (after it)
+    direction: Optional[str] = None
     evidence: Dict[str, Any] = field(default_factory=dict)
     written_after_free: List[Written] = field(default_factory=list)
     explains_crash: bool = False
@@ -237,6 +239,8 @@ class Finding:
         if self.source is not None:
             source = {"chunk": self.source.to_dict(), "bytes_past_end": self.bytes_past_end,
                       "referenced_by": list(self.source_referenced_by)}
+            if self.direction is not None:
+                source["direction"] = self.direction
         return {
             "kind": self.kind,
             "address": hx(self.address),

@@ -29,12 +29,13 @@ from ..pools import PoolAnomaly, PoolReport
 from ..textutil import c_escape, printable_text
 from .chunks import ChunkIndex
 from .context import ForensicContext
-from .continuity import Run, find_run, leftward_run, typed_run
+from .continuity import Run, find_run, typed_run
 from .evidence import NO_RECORD, dump, field_bytes, size_class
 from .model import ChunkView, Finding
 from .provenance import Origin, glibc_moved_links, pool_link_origin
 from .sites import alloc_site
 from .typed import element_layout
+from .underflow import underflow_finding
 
 __all__ = ["HEADER_CHECKS", "Damage", "find_overflows", "glibc_damage", "pool_damage"]
 
@@ -315,53 +316,6 @@ def _overflow(ctx: ForensicContext, index: ChunkIndex, source: ChunkView, dmg: D
                    allocation_site=site, evidence=evidence, keys=keys)
 
 
-#: Bytes before a region searched for an underflow's first element.
-_LEFT = 256
-
-
-def _underflow(ctx: ForensicContext, index: ChunkIndex, dmg: Damage) -> Optional[Finding]:
-    """The victim's own contents, continued backwards over its damaged header: a write before its region.
-
-    ASan's "N bytes to the left of the M-byte region": the elements of the
-    buffer's data keep one structure, and the damaged header bytes just
-    before the region are earlier elements of it.
-    """
-    victim = dmg.victim
-    start = victim.user_address
-    if not dmg.spans or dmg.first >= start:
-        return None
-    lo = max(start - _LEFT, victim.address - _LEFT)
-    data = index.read(lo, start + min(victim.usable, _HEAD) - lo)
-    run = leftward_run(data, lo, start)
-    if run is None or run.start > dmg.first:
-        return None
-    before = start - run.start
-    # a header the walk could not take spans to the next one; the region runs to that one's prev_size
-    size = max(victim.usable, victim.end + ctx.pointer_size - start) if victim.state == "corrupt" else victim.usable
-    names = ", ".join(dmg.names()) or "header"
-    message = (f"{_bytes(before)} written to the left of the {size}-byte region [{start:#x}, {start + size:#x}) "
-               f"of {victim.label} (usable; glibc records no requested size), over its own chunk header ({names})")
-    continuity = run.evidence()
-    continuity["note"] = (f"the buffer's own elements continue backwards from {start:#x} to {run.start:#x}: a "
-                          "cursor or index that started before the buffer")
-    evidence: Dict[str, object] = {
-        "direction": "left",
-        "damaged": dmg.fields,
-        "continuity": continuity,
-        "region": _region_note(ctx, victim),
-        "bytes_past_end_is_lower_bound": False,
-    }
-    if dmg.aborts:
-        evidence["glibc_aborts"] = list(dict.fromkeys(dmg.aborts))
-    if not victim.is_pool:
-        evidence["allocation_record"] = NO_RECORD
-    evidence["hexdump"] = dump(index, run.start - 16, start + 32,
-                               [(run.start, start, f"{_bytes(before)} before the region")]
-                               + [(a, a + s, f"{victim.label} {n}") for a, s, n in dmg.spans])
-    return Finding("heap-buffer-overflow", run.start, victim, message, source=victim, bytes_past_end=before,
-                   evidence=evidence, keys=list(dmg.keys))
-
-
 def _corruption(ctx: ForensicContext, index: ChunkIndex, dmg: Damage, prev: Optional[ChunkView]) -> Finding:
     names = ", ".join(dmg.names()) or "header"
     first: Dict[str, Any] = dmg.fields[0] if dmg.fields else {}
@@ -412,7 +366,7 @@ def find_overflows(ctx: ForensicContext, index: Optional[ChunkIndex] = None) -> 
         if got and prev is not None:
             f = _overflow(ctx, index, prev, dmg, got)
         else:
-            f = _underflow(ctx, index, dmg) or _corruption(ctx, index, dmg, prev)
+            f = underflow_finding(ctx, index, dmg) or _corruption(ctx, index, dmg, prev)
         by_victim[addr] = (f, dmg)
         out.append(f)
     victims, guards, orphans = pool_damage(ctx, index)
