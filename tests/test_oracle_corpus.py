@@ -124,13 +124,22 @@ def test_corpus_subset_holds_the_ratchet(tmp_path):
     scores = [score(o) for o in outcomes]
     tab = table(scores)
     print(render(tab))
+    out = os.environ.get("GDBEXT_ORACLE_JSON")  # to raise the ratchet from a CI run's figures
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            json.dump({"table": tab, "cases": [s.to_dict() for s in scores]}, fh, indent=1)
     overall = tab["overall"]
     errors = [f"{s.seed}: {s.error}" for s in scores if s.error]
     assert overall["errors"] <= ratchet["max_errors"], errors[:5]
     assert overall["detectable"] >= ratchet["min_detectable"]
+    def floor(name: str) -> float:
+        # one case's worth of slack per figure (thread scheduling may move a two-thread case)
+        n = overall[name + "_n"] or 1
+        return ratchet["figures"][name] - 100.0 * ratchet["tolerance_cases"] / n - 0.05
+
     fell = {name: (overall[name], ratchet["figures"][name]) for name in FIGURES
             if ratchet["figures"].get(name) is not None
-            and (overall[name] is None or overall[name] < ratchet["figures"][name])}
+            and (overall[name] is None or overall[name] < floor(name))}
     assert not fell, f"agreement fell below the ratchet (now, recorded): {fell}"
     assert overall["twin_false"] <= ratchet["max_twin_false"], [
         s.seed for s in scores if s.twin_clean is False]

@@ -72,6 +72,8 @@ GDBEXT_KIND = {
     "double-free": "double-free",
     "bad-free": "invalid-free",
 }
+#: the glibc size classes, in the order seeds choose from (a new class goes last)
+GLIBC_CLASSES = [SizeClass.TCACHE, SizeClass.FASTBIN, SizeClass.SMALL, SizeClass.LARGE]
 #: the pool's geometry (fixtures/src/pool_overflow.c): payload, guard, header
 POOL_PAYLOAD, POOL_GUARD, POOL_HEADER = 48, 8, 24
 POOL_KINDS = (BugKind.OVERFLOW, BugKind.UAF_WRITE, BugKind.UAF_READ_FNPTR)
@@ -155,7 +157,7 @@ def _pick_overflow(rng: random.Random, request: int) -> tuple:
 def make_case(seed: int, *, static: Optional[bool] = None) -> Case:
     rng = random.Random(seed)
     kind = rng.choice(list(BugKind))
-    size_class = rng.choice(list(SizeClass))
+    size_class = rng.choice(GLIBC_CLASSES)
     low, high = _SIZES[size_class]
     request = rng.randint(low, high)
     if kind is BugKind.OVERFLOW and rng.random() < 0.3:

@@ -189,13 +189,7 @@ def _after(case: Case) -> str:
         volatile char *again = ALLOC(NREQ);
         (void)again;
     }"""
-    if case.kind is BugKind.UAF_WRITE:
-        return """
-    for (int i = 0; i < 10; i++) {
-        volatile char *again = ALLOC(REQ);
-        (void)again;
-    }"""
-    if case.kind is BugKind.DOUBLE_FREE:
+    if case.kind in (BugKind.UAF_WRITE, BugKind.DOUBLE_FREE):
         return """
     for (int i = 0; i < 10; i++) {
         volatile char *again = ALLOC(REQ);
@@ -208,6 +202,13 @@ GLIBC_ALLOCATOR = r'''#define ALLOC(n) malloc(n)
 __attribute__((noinline)) char *alloc_buffer(size_t n) { return malloc(n); }
 __attribute__((noinline)) char *alloc_neighbour(size_t n) { return malloc(n); }
 __attribute__((noinline)) void release(void *p) { free(p); }'''
+
+
+def truth_lines(*, usable: str, other: bool) -> str:
+    """The GT lines every program prints before its bug (``usable``: a C expression)."""
+    return "\n".join(['    gt("buffer", buf);', '    gt("neighbour", nb);']
+                     + (['    gt("other", other);'] if other else [])
+                     + ['    gtn("request", REQ);', f'    gtn("usable", {usable});', '    gtn("bug", BUG);'])
 
 
 def _summary(case: Case) -> str:
@@ -252,12 +253,7 @@ def program(case: Case) -> str:
     }""")
     if case.neighbour is Neighbour.FREE:
         lines.append("    release(nb);")
-    lines.append("""    gt("buffer", buf);
-    gt("neighbour", nb);
-    gt("other", other);
-    gtn("request", REQ);
-    gtn("usable", (long)malloc_usable_size(buf));
-    gtn("bug", BUG);""")
+    lines.append(truth_lines(usable="(long)malloc_usable_size(buf)", other=True))
     lines.append(_body(case))
     lines.append(_after(case))
     lines.append("    oracle_marker();\n    return NULL;\n}")

@@ -12,7 +12,7 @@ case does).
 from __future__ import annotations
 
 from .cases import PERTURB_BYTE, Case, Neighbour
-from .csource import _FOOTER, _HEADER, _after, _body, _summary
+from .csource import _FOOTER, _HEADER, _after, _body, _summary, truth_lines
 
 POOL_ALLOCATOR = r'''#ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/asan_interface.h>
@@ -100,11 +100,7 @@ def pool_program(case: Case) -> str:
         lines.append("    char *nb = alloc_neighbour(NREQ);\n    make_text(nb, NREQ, 29);")
     if case.neighbour is Neighbour.FREE:
         lines.append("    release(nb);")
-    lines.append("""    gt("buffer", buf);
-    gt("neighbour", nb);
-    gtn("request", REQ);
-    gtn("usable", REQ);
-    gtn("bug", BUG);""")
+    lines.append(truth_lines(usable="REQ", other=False))
     lines.append(_body(case))
     lines.append(_after(case))
     lines.append("    oracle_marker();\n    return NULL;\n}")
