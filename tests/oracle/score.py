@@ -69,9 +69,13 @@ def _site_rank(finding: Dict[str, Any], function: str, line: Optional[int]) -> O
 
 
 def _written_bytes(finding: Dict[str, Any]) -> Set[int]:
+    """The bytes gdbext says were written after free: a range's whole field when a type names it (the
+    range itself is only the bytes that differ from what free() left; ASan reports the access)."""
     out: Set[int] = set()
     for rng in finding.get("written_after_free") or []:
         off, size = rng.get("offset"), rng.get("size")
+        if isinstance(rng.get("field_offset"), int) and isinstance(rng.get("field_size"), int):
+            off, size = rng["field_offset"], rng["field_size"]
         if isinstance(off, int) and isinstance(size, int):
             out.update(range(off, off + size))
     return out
