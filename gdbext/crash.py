@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from .aborts import AbortInfo, explain_abort, read_abort_message, read_perturb_byte
-from .corefile import CoreFile, Thread
 from .branch import BranchTarget, branch_target
+from .corefile import CoreFile, Thread
 from .disasm import Access, Insn, disassemble, is_canonical, memory_access
 from .errors import GdbextError, MemoryReadError
 from .memory import MemorySource, Region

@@ -485,4 +485,3 @@ def memory_access(insn: Insn, registers: Mapping[str, int]) -> Optional[Access]:
 def instructions_text(insns: Sequence[Insn]) -> List[str]:
     """``address: bytes  text`` lines for a listing."""
     return [f"{i.address:#x}: {i.bytes:<20} {i.text}" for i in insns]
-
