@@ -9,14 +9,13 @@ variables; otherwise the model's own heuristic finds the tcaches.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import gdb  # type: ignore[import-not-found]
 
 from gdbext.errors import GdbextError
 from gdbext.gdbmem import GdbInferiorSource
 from gdbext.glibc import GlibcHeap, HeapNotFoundError, Overrides, locate_heap
-from gdbext.specs import REGISTRY
 
 from ._base import parse_address
 
@@ -90,9 +89,3 @@ def locate(mem: Optional[GdbInferiorSource] = None) -> GlibcHeap:
     except HeapNotFoundError as err:
         raise GdbextError(f"no glibc heap found: {err}") from None
 
-
-def pool_names(requested: Sequence[str]) -> List[str]:
-    """The declared pools to walk: the ones asked for (checked), or none."""
-    for name in requested:
-        REGISTRY.pool(name)
-    return list(requested)

@@ -101,7 +101,7 @@ def _write_atomically(path: str, text: str) -> None:
     except OSError:
         mode = 0o644
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path)[:64] + ".", suffix=".tmp", dir=folder)
     except OSError as err:
         raise GdbextError(f"cannot write {path}: {err.strerror}") from None
     try:

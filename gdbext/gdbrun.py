@@ -191,6 +191,9 @@ def _limit_memory(pid: int, memory_mib: int) -> None:
         resource.prlimit(pid, resource.RLIMIT_AS, (limit, limit))
     except ProcessLookupError:  # gdb already ended: nothing left to limit
         pass
+    except OSError as err:  # the caller kills the unlimited gdb
+        raise GdbextError(f"cannot limit gdb's memory to {memory_mib} MiB: {err.strerror} "
+                          "(--max-memory 0 runs it without a limit)") from None
 
 
 def _kill_group(proc: "subprocess.Popen[str]") -> None:

@@ -202,7 +202,7 @@ def test_uaf_perturb_in_gdb():
 
 
 @pytest.mark.parametrize("name", ["sensor", "threads", "glibc/heapmix-bullseye", "glibc/heapmix-bookworm",
-                                  "glibc/heapmix-trixie"])
+                                  "glibc/heapmix-trixie", "glibc/heapmix-sid", "glibc/tcache_large-sid"])
 def test_clean_cores_give_no_finding_in_gdb(name):
     out = run(name, ["heapexplain --json", "poisonscan --json", "heapexplain"])
     assert findings(out[0]) == []

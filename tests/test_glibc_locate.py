@@ -255,3 +255,30 @@ def test_debug_offsets_are_cross_checked():
     mism = {(m.struct, m.field) for m in heap.layout_mismatches}
     assert ("heap_info", "pagesize") in mism and ("heap_info", "") in mism
     assert heap.layout.heap_info.size == 0x20 and heap.layout.source == "table+debuginfo"
+
+
+@pytest.mark.parametrize("version", ["2.43", "2.41"])
+def test_tcache_dummy_of_an_idle_thread(version):
+    """2.43: a thread that never freed points its TLS tcache at libc's zeroed static dummy."""
+    img, chunks = _image(version)
+    img.main.free(chunks[1], "tcache")
+    dummy = LIBC_DATA + 0x1A00  # zeroed, outside every heap (after main_arena, before tcache_key)
+    heap = locate_heap(img.source(), Overrides(tcaches=[img.main_tcache, dummy]))
+    addrs = [t.address for t in heap.tcaches]
+    if version == "2.43":
+        assert addrs == [img.main_tcache]
+    else:  # before 2.43 a pointer there is a tcache outside the heaps: kept (and checked)
+        assert addrs == [img.main_tcache, dummy]
+
+
+def test_243_tcache_found_where_it_was_made():
+    """2.43 makes a thread's tcache at its first free(): after the chunks allocated before."""
+    img = HeapImage("2.43", tcache=False)
+    m = img.main
+    early = [m.malloc(0x40) for _ in range(3)]
+    t = img.make_tcache(m)
+    img.main_tcache = t
+    m.free(early[1], "tcache")
+    heap = locate_heap(img.source())
+    assert [x.address for x in heap.tcaches] == [t] and heap.tcaches[0].how == "scan"
+    assert heap.violations.checks() == []

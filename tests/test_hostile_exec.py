@@ -296,7 +296,7 @@ def test_cancel_during_decompression_leaves_no_partial_core(tmp_path, plain_doub
     with lzma.open(big, "wb", preset=0) as out:
         out.write(head)
         zeros = bytes(1 << 20)
-        for _ in range(384):
+        for _ in range(256):
             out.write(zeros)
     wrapper = tmp_path / "slow-gdb"
     tag = f"317.{os.getpid() % 1000}"

