@@ -206,5 +206,10 @@ def gdb_context(mem: Optional[MemorySource] = None, pools: Optional[Sequence[str
         # SI_KERNEL (a general-protection fault) reports si_addr 0: the operand has the address
         if acc is not None and (sig.get("code") == 0x80 or not addr):
             addr = acc.address
+        from gdbext.forensics.faults import branch_fault  # local: loaded when a context is built
+
+        br = branch_fault(ctx)  # #GP on an indirect call/jmp/ret: the bad target is the fault address
+        if br is not None and (sig.get("code") == 0x80 or not sig.get("addr")):
+            addr = br.target
         ctx.fault_address = addr
     return ctx

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .aborts import AbortInfo, explain_abort, read_abort_message, read_perturb_byte
+from .branch import BranchTarget, branch_target
 from .corefile import CoreFile, SigInfo, Thread
 from .disasm import Access, Insn, disassemble, is_canonical, memory_access
 from .errors import GdbextError, MemoryReadError
@@ -175,6 +176,8 @@ class CrashInfo:
     pc_line: Optional[Tuple[str, int]] = None
     instruction: Optional[Insn] = None
     access: Optional[Access] = None
+    #: the code pointer of an indirect call/jmp or a ret at pc (its target), else None
+    branch: Optional[BranchTarget] = None
     registers: List[RegisterNote] = field(default_factory=list)
     abort_message: Optional[str] = None
     abort: Optional[AbortInfo] = None
@@ -403,6 +406,7 @@ def thread_crash_info(
         if insns:
             info.instruction = insns[0]
             info.access = memory_access(insns[0], regs)
+            info.branch = branch_target(insns[0], regs, lambda a: _read_word(mem, a))
         else:
             info.problems.append(f"no instruction readable at pc {info.pc:#x}")
 
@@ -429,6 +433,14 @@ def thread_crash_info(
     return info
 
 
+def _read_word(mem: MemorySource, address: int) -> Optional[int]:
+    """One pointer-sized word of the core, None when unreadable."""
+    try:
+        return mem.read_pointer(address)
+    except GdbextError:
+        return None
+
+
 def _fault_address(info: CrashInfo) -> None:
     """Fill ``fault_address`` from si_addr, or from the instruction when si_addr is 0."""
     if info.signo not in _FAULT_SIGNALS:
@@ -438,6 +450,15 @@ def _fault_address(info: CrashInfo) -> None:
     # SI_KERNEL (a #GP) reports si_addr 0; so may a core without NT_SIGINFO.
     # A real access to address 0 (a NULL dereference) keeps si_addr.
     unreported = info.si_code == 0x80 or si_addr is None or (si_addr == 0 and acc is not None and acc.address != 0)
+    br = info.branch
+    if info.signo in (7, 11) and unreported and br is not None and not is_canonical(br.target):
+        # #GP on the branch itself: the target was bad, not the stack slot a call pushes
+        info.fault_address = br.target
+        info.fault_address_source = "instruction"
+        insn = info.instruction.text if info.instruction is not None else "the branch"
+        info.notes.append(f"si_addr is 0 (a general-protection fault); {insn} goes to {br.target:#x} (its "
+                          f"{br.how}), which is non-canonical, so the CPU faulted on the branch itself")
+        return
     if info.signo in (7, 11) and unreported and acc is not None:
         info.fault_address = acc.address
         info.fault_address_source = "instruction"

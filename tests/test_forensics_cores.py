@@ -149,8 +149,12 @@ def test_uaf_perturb(forensics):
     assert ctx.perturb_byte == t.int("perturb_byte")
     f = single(findings, "use-after-free")
     assert f.explains_crash and f.chunk.address == t.int("victim_chunk") and f.chunk.bin == "fastbin[1]"
-    assert [(w.offset, w.size) for w in f.written_after_free] == [(t.int("uaf_write_offset"), t.int("uaf_write_size"))]
-    assert not f.written_after_free[0].certain  # those bytes are the next chunk's prev_size: free() did not fill them
+    # the write lands in the next chunk's prev_size, which free() does not fill: the core cannot tell it from a
+    # write before the free, so it is evidence (unfilled_tail), not a range written after free
+    assert f.written_after_free == []
+    tail = f.evidence["unfilled_tail"]
+    assert (tail["offset"], tail["size"]) == (t.int("uaf_write_offset"), t.int("uaf_write_size"))
+    assert int.from_bytes(bytes.fromhex(tail["bytes"]), "little") == t.int("uaf_write_value")
     assert ctx.mem.read_pointer(t.int("uaf_write_addr")) == t.int("uaf_write_value")
     assert f.address == t.int("victim_addr") + t.int("uaf_read_offset")
     assert f"{t.int('uaf_read_pointer'):#x}" in f.evidence["fault"]

@@ -185,12 +185,13 @@ def test_uaf_perturb_in_gdb():
                               f"poisonscan {t['uaf_read_pointer']} --region all --json"])
     f = one(out[0], "use-after-free")
     assert f["chunk"]["address"] == t["victim_chunk"]
-    assert [(w["offset"], w["size"]) for w in f["written_after_free"]] == [
-        (t.int("uaf_write_offset"), t.int("uaf_write_size"))]
+    assert f["written_after_free"] == []  # the next chunk's prev_size: free() leaves it unfilled
+    tail = f["evidence"]["unfilled_tail"]
+    assert (tail["offset"], tail["size"]) == (t.int("uaf_write_offset"), t.int("uaf_write_size"))
     assert hexint(f["address"]) == t.int("victim_addr") + t.int("uaf_read_offset")
     assert t["uaf_read_pointer"] in f["evidence"]["fault"]
     # gdb's context plugs in the reference finder: the typed referrer names the field written after free
-    assert f["written_after_free"][0]["field"] == t["uaf_write_field"]
+    assert tail["field"] == t["uaf_write_field"]
     assert f"g_table[{t['victim_index']}]" in f["referenced_by"]
     scan = doc(out[1])
     victim = [h for h in scan["hits"] if h["chunk"] and h["chunk"]["address"] == t["victim_chunk"]]

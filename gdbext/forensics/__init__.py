@@ -31,7 +31,8 @@ from .frees import find_free_errors
 from .links import find_link_writes
 from .model import KINDS, AllocSite, ChunkView, Finding, Written
 from .overflow import find_overflows
-from .uaf import find_fill_breaks
+from .overlap import find_overlaps
+from .uaf import MODIFIED, find_fill_breaks, ranges_text
 
 __all__ = [
     "find_all",
@@ -61,6 +62,9 @@ def _merge_by_chunk(found: List[Finding]) -> List[Finding]:
         first = by_chunk[key]
         known = {(w.offset, w.size) for w in first.written_after_free}
         first.written_after_free.extend(w for w in f.written_after_free if (w.offset, w.size) not in known)
+        first.written_after_free.sort(key=lambda w: w.offset)
+        if MODIFIED in first.message:
+            first.message = first.message.split(MODIFIED)[0] + MODIFIED + ranges_text(first.written_after_free)
         for k, v in f.evidence.items():
             first.evidence.setdefault(k, v)
         first.keys.extend(f.keys)
@@ -74,7 +78,7 @@ def _inferred_site(ctx: ForensicContext, f: Finding) -> Optional[AllocSite]:
     chunk = f.source if f.kind == "heap-buffer-overflow" and f.source is not None else f.chunk
     if chunk is None or chunk.is_pool or chunk.state in ("top", "corrupt") and chunk is not f.source:
         return None
-    refs = f.referenced_by if chunk is f.chunk else ctx.referrers(chunk.address)
+    refs = f.referenced_by if chunk is f.chunk else (f.source_referenced_by or ctx.referrers(chunk.address))
     return infer_site(ctx, chunk, refs)
 
 
@@ -85,7 +89,8 @@ def find_all(ctx: ForensicContext) -> List[Finding]:
     pool guard; writes after free (broken fills, links, keys, bin heads);
     the double or invalid free the abort message calls for; the fault's bad
     pointer; then whatever heap violation or pool anomaly none of them
-    accounted for.  ``referenced_by`` is filled from ``ctx.references``.
+    accounted for.  ``referenced_by`` (and the source's, for an overflow) is
+    filled from ``ctx.references``.
     A clean heap gives no finding.
 
     :param ctx: the forensic context.
@@ -93,6 +98,7 @@ def find_all(ctx: ForensicContext) -> List[Finding]:
     index = ctx.index()
     findings: List[Finding] = []
     findings += find_overflows(ctx, index)
+    findings += find_overlaps(ctx, index)
     findings += _merge_by_chunk(find_link_writes(ctx, index) + find_fill_breaks(ctx, index))
     findings += find_free_errors(ctx, index, findings)
     findings += find_fault_findings(ctx, index, findings)
@@ -101,6 +107,8 @@ def find_all(ctx: ForensicContext) -> List[Finding]:
     for f in findings:
         if f.chunk is not None:
             f.referenced_by = ctx.referrers(f.chunk.address)
+        if f.source is not None:
+            f.source_referenced_by = ctx.referrers(f.source.address)
         if f.allocation_site is None:
             f.allocation_site = _inferred_site(ctx, f)
         site = f.allocation_site

@@ -21,11 +21,11 @@ bytes written past the boundary.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..textutil import c_escape, is_printable_byte
 
-__all__ = ["Run", "find_run", "text_run", "binary_run", "fill_run", "MIN_TEXT", "MIN_ELEMENTS"]
+__all__ = ["Run", "find_run", "typed_run", "leftward_run", "element_matches", "text_run", "binary_run", "fill_run", "MIN_TEXT", "MIN_ELEMENTS"]
 
 #: Printable bytes a text run needs before the boundary.
 MIN_TEXT = 4
@@ -74,6 +74,8 @@ class Run:
     element_size: Optional[int] = None
     fields: List[Field] = field(default_factory=list)
     nul_terminated: bool = False
+    #: the element type's field names by offset (a typed run)
+    field_names: Dict[int, str] = field(default_factory=dict)
 
     @property
     def past(self) -> int:
@@ -99,7 +101,13 @@ class Run:
             return (f"byte {self.data[0]:#04x} repeated from {self.start:#x} across {self.boundary:#x} "
                     f"to {self.end:#x}")
         names = {2: "uint16", 4: "uint32", 8: "uint64"}
-        parts = "; ".join(f.describe(self.element_size or 0) for f in self.fields)
+        parts = "; ".join((f"{self.field_names[f.offset]} ({f.describe(self.element_size or 0)})"
+                           if self.field_names.get(f.offset) else f.describe(self.element_size or 0))
+                          for f in self.fields)
+        if self.field_names:
+            return (f"{(self.end - self.start) // (self.element_size or 1)} {self.element_size}-byte elements of "
+                    f"the buffer's type from {self.start:#x} across {self.boundary:#x} to {self.end:#x} continue "
+                    f"field by field: {parts}")
         count = (self.end - self.start) // (self.element_size or 1)
         return (f"{count} {names.get(self.element_size or 0, 'elements')} elements from {self.start:#x} "
                 f"across {self.boundary:#x} to {self.end:#x} share one structure ({parts})")
@@ -120,6 +128,11 @@ class Run:
             out["nul_terminated"] = self.nul_terminated
         elif self.kind == "binary":
             out["element_size"] = self.element_size
+            if self.field_names:
+                out["element_fields"] = [
+                    {"field": self.field_names.get(f.offset) or None, "offset": f.offset, "size": f.width,
+                     "kind": f.kind, ("value" if f.kind == "const" else "step"): f.value if f.kind == "const"
+                     else f.step} for f in self.fields]
             out["bytes_past_boundary_hex"] = self.after().hex()
             out["elements_past_boundary"] = [
                 f"{int.from_bytes(self.after()[i:i + (self.element_size or 1)], 'little'):#x}"
@@ -206,11 +219,18 @@ def _learn(values: List[int], width: int) -> Optional[Tuple[str, int]]:
     return None
 
 
-def _structure(elements: List[bytes], size: int) -> Optional[List[Field]]:
-    """Fields that every element keeps: at least one counter (constants alone are no evidence)."""
+def _structure(elements: List[bytes], size: int,
+               layout: Optional[Sequence[Tuple[int, int]]] = None) -> Optional[List[Field]]:
+    """Fields that every element keeps: at least one counter (constants alone are no evidence).
+
+    :param layout: the element's own fields ``(offset, width)`` (a DWARF type), tried instead of every
+        aligned 8-, 4-, 2- and 1-byte slice.
+    """
     fields: List[Field] = []
     covered = [False] * size
-    for off, width in _subfields(size):
+    for off, width in (layout if layout is not None else _subfields(size)):
+        if width not in (1, 2, 4, 8) or off + width > size:
+            continue
         if all(covered[off:off + width]):
             continue
         values = [int.from_bytes(e[off:off + width], "little") for e in elements]
@@ -229,7 +249,7 @@ def _structure(elements: List[bytes], size: int) -> Optional[List[Field]]:
     return fields
 
 
-def _matches(element: bytes, fields: List[Field], index: int) -> bool:
+def element_matches(element: bytes, fields: List[Field], index: int) -> bool:
     """Does element number ``index`` (0 = the first training element) keep the structure?"""
     for f in fields:
         mask = (1 << (8 * f.width)) - 1
@@ -240,10 +260,13 @@ def _matches(element: bytes, fields: List[Field], index: int) -> bool:
     return True
 
 
-def binary_run(data: bytes, base: int, boundary: int, sizes: Tuple[int, ...] = (2, 4, 8)) -> Optional[Run]:
+def binary_run(data: bytes, base: int, boundary: int, sizes: Tuple[int, ...] = (2, 4, 8),
+               layout: Optional[Sequence[Tuple[int, int]]] = None) -> Optional[Run]:
     """Elements that keep the structure of the elements before ``boundary`` past it.
 
     The smallest element size with the longest run past the boundary wins.
+
+    :param layout: the fields of the element type, when a DWARF type gives them (one size then).
     """
     best: Optional[Run] = None
     i = boundary - base
@@ -254,11 +277,11 @@ def binary_run(data: bytes, base: int, boundary: int, sizes: Tuple[int, ...] = (
         learnt = None
         for window in (_TRAIN, 8, MIN_ELEMENTS):
             first = max(0, n_before - window)
-            fields = _structure([bytes(data[k * size:(k + 1) * size]) for k in range(first, n_before)], size)
+            fields = _structure([bytes(data[k * size:(k + 1) * size]) for k in range(first, n_before)], size, layout)
             if fields is None:
                 continue
             k = n_before
-            while (k + 1) * size <= len(data) and _matches(bytes(data[k * size:(k + 1) * size]), fields, k - first):
+            while (k + 1) * size <= len(data) and element_matches(bytes(data[k * size:(k + 1) * size]), fields, k - first):
                 k += 1
             if k > n_before:
                 learnt = (first, fields, k)
@@ -267,7 +290,7 @@ def binary_run(data: bytes, base: int, boundary: int, sizes: Tuple[int, ...] = (
             continue
         first, fields, k = learnt
         s = first
-        while s > 0 and _matches(bytes(data[(s - 1) * size:s * size]), fields, s - 1 - first):
+        while s > 0 and element_matches(bytes(data[(s - 1) * size:s * size]), fields, s - 1 - first):
             s -= 1
         shift = s - first
         fields = [Field(f.offset, f.width, f.kind,
@@ -276,6 +299,54 @@ def binary_run(data: bytes, base: int, boundary: int, sizes: Tuple[int, ...] = (
         run = Run("binary", base + s * size, base + k * size, boundary, bytes(data[s * size:k * size]),
                   element_size=size, fields=fields)
         if best is None or run.end > best.end:
+            best = run
+    return best
+
+
+def typed_run(data: bytes, base: int, boundary: int, start: int, size: int,
+              layout: Optional[Sequence[Tuple[int, int]]] = None) -> Optional[Run]:
+    """Elements of a typed array (``size`` bytes each, from ``start``) that continue past ``boundary``.
+
+    The boundary (a glibc usable end) need not fall between elements: the
+    structure is learnt from the whole elements before it, and the run is
+    the elements past them that keep it, reported against the real boundary.
+    """
+    if size <= 0 or start < base:
+        return None
+    aligned = start + (boundary - start) // size * size
+    if aligned <= start:
+        return None
+    got = binary_run(data[start - base:], start, aligned, sizes=(size,), layout=layout)
+    if got is None or got.end <= boundary:
+        return None
+    return Run("binary", got.start, got.end, boundary, got.data, element_size=size, fields=got.fields)
+
+
+def leftward_run(data: bytes, base: int, start: int, sizes: Tuple[int, ...] = (2, 4, 8)) -> Optional[Run]:
+    """Elements before ``start`` (a region's first byte) that continue, backwards, the structure of the
+    elements from ``start`` on: a cursor that began before its buffer (an underflow).
+
+    The run's ``boundary`` is ``start``; :attr:`Run.start` is the first byte written before it.
+    """
+    i = start - base
+    best: Optional[Run] = None
+    for size in sizes:
+        if i % size or (len(data) - i) // size < MIN_ELEMENTS:
+            continue
+        n_after = min((len(data) - i) // size, _TRAIN)
+        fields = _structure([bytes(data[i + k * size:i + (k + 1) * size]) for k in range(n_after)], size)
+        if fields is None:
+            continue
+        s = i
+        while s - size >= 0 and element_matches(bytes(data[s - size:s]), fields, (s - size - i) // size):
+            s -= size
+        if s == i:
+            continue
+        e = i
+        while e + size <= len(data) and element_matches(bytes(data[e:e + size]), fields, (e - i) // size):
+            e += size
+        run = Run("binary", base + s, base + e, start, bytes(data[s:e]), element_size=size, fields=fields)
+        if best is None or run.start < best.start:
             best = run
     return best
 

@@ -94,6 +94,43 @@ def explain_crash(ctx: ForensicContext, findings: Optional[Sequence[Finding]] = 
     return f
 
 
+def _freed_twice(ctx: ForensicContext, index: ChunkIndex, v: Violation) -> Optional[Finding]:
+    """The double-free a free-list cycle records: the node the list loops back to was freed twice.
+
+    The looping link is decoded (safe-linking undone; a tcache link points
+    at user data) to the chunk it returns to; that chunk must be a chunk the
+    walk knows.  glibc's own checks let this pass: a fastbin free compares
+    only with the bin's top (free(a), free(b), free(a)); a tcache free
+    compares the key, which a write after free can change.
+    """
+    if ctx.heap is None or v.field_address is None or len(v.raw) != ctx.pointer_size:
+        return None
+    ps = ctx.pointer_size
+    ptr = int.from_bytes(v.raw, ctx.order)
+    if ctx.heap.layout.safe_linking:
+        ptr ^= v.field_address >> 12
+    tcache = v.field == "next"
+    chunk = index.glibc_chunk(ptr - 2 * ps if tcache else ptr)
+    if chunk is None:
+        return None
+    via = index.glibc_at(v.chunk) if v.chunk is not None else None
+    lst = v.explanation.split(" loops back", 1)[0]
+    how = ("glibc's key check lets a chunk through once its tcache key was overwritten" if tcache else
+           "a fastbin free compares the chunk only with the bin's top, so free(a), free(b), free(a) passes")
+    msg = (f"{chunk.label} was freed twice: {lst} loops back to it"
+           + (f" through the link of {via.label}" if via is not None and via.address != chunk.address else "")
+           + f" ({how}); the next two mallocs of its size both return it")
+    ev: Dict[str, object] = {
+        "why": "a free list that loops back to a chunk holds that chunk twice: it was freed twice",
+        "cycle": field_bytes(ctx, v.field, v.field_address, v.raw, check=v.check, explanation=v.explanation,
+                             decodes_to=f"{ptr:#x}"),
+        "allocation_record": NO_RECORD,
+    }
+    ev["hexdump"] = dump(index, chunk.address, min(chunk.end, chunk.address + 64),
+                         [(chunk.user_address, chunk.user_address + ps, "link")])
+    return Finding("double-free", chunk.user_address, chunk, msg, evidence=ev, keys=[(v.check, v.chunk)])
+
+
 def leftover_findings(ctx: ForensicContext, index: ChunkIndex, findings: Sequence[Finding]) -> List[Finding]:
     """metadata-corruption (or double-free) findings for violations and anomalies nobody accounted for."""
     taken: Set[Tuple[str, Optional[int]]] = set()
@@ -107,6 +144,13 @@ def leftover_findings(ctx: ForensicContext, index: ChunkIndex, findings: Sequenc
                 continue
             grouped.setdefault(v.chunk, []).append(v)
     for chunk_addr, vs in grouped.items():
+        cycle = next((x for x in vs if x.check == "list.cycle"), None)
+        twice = _freed_twice(ctx, index, cycle) if cycle is not None else None
+        if twice is not None:
+            out.append(twice)
+            vs = [x for x in vs if x is not cycle]
+            if not vs:
+                continue
         view = index.glibc_at(chunk_addr) if chunk_addr is not None else None
         v = vs[0]
         kind = "double-free" if any(x.check == "list.duplicate" for x in vs) else "metadata-corruption"

@@ -22,28 +22,63 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..branch import BranchTarget, branch_target
 from ..disasm import Insn, decode, is_canonical
 from ..errors import GdbextError
 from ..poison import WordClass, classify_word
 from .chunks import ChunkIndex, read_upto
 from .context import ForensicContext
+from .continuity import find_run
 from .evidence import location
 from .model import ChunkView, Finding
 from .sites import function_start
-from .uaf import uaf_finding, unfilled_tail
+from .uaf import tail_note, uaf_finding, unfilled_tail
 
-__all__ = ["find_fault_findings", "fault_pointer", "loading_instruction", "stored_at", "classify"]
+__all__ = ["find_fault_findings", "fault_pointer", "branch_fault", "loading_instruction", "stored_at", "classify"]
 
 #: Places listed where a bad value is stored, at most.
 _MAX_STORED = 8
+#: Bytes below a branch target's slot searched for the run that overwrote it.
+_BELOW = 1024
 #: A function longer than this is not swept for the loading instruction.
 _MAX_SWEEP = 1 << 14
 
 
+def branch_fault(ctx: ForensicContext) -> Optional[BranchTarget]:
+    """The code pointer of the faulting indirect call/jmp or ret, when it is what was bad (non-canonical).
+
+    The CPU raises #GP on such a branch itself (si_addr 0): the faulting value
+    is the target, not the stack slot a call pushes.
+    """
+    if ctx.signal not in (None, 7, 11):
+        return None
+    insn = ctx.instruction()
+    if insn is None or not ctx.registers:
+        return None
+    ps, order = ctx.pointer_size, ctx.order
+
+    def word(address: int) -> Optional[int]:
+        try:
+            raw = ctx.mem.read(address, ps)
+        except GdbextError:
+            return None
+        return int.from_bytes(raw, order) if len(raw) == ps else None
+
+    br = branch_target(insn, ctx.registers, word)
+    if br is None or (ps == 8 and is_canonical(br.target)) or ps != 8:
+        return None
+    return br
+
+
 def fault_pointer(ctx: ForensicContext) -> Optional[Tuple[int, str]]:
-    """(bad pointer, where it was seen): the faulting access's base register, else the fault address."""
+    """(bad pointer, where it was seen): a bad branch target, the faulting access's base register, else the
+    fault address."""
     if ctx.signal not in (None, 7, 11) or (ctx.signal is None and ctx.fault_address is None):
         return None
+    br = branch_fault(ctx)
+    if br is not None:
+        insn = ctx.instruction()
+        return br.target, f"code pointer: the target of {insn.text if insn is not None else 'the branch'} ({br.how})"
     acc = ctx.access()
     if acc is not None and not acc.implicit and acc.base is not None and acc.base_value is not None \
             and acc.base not in ("rip", "eip", "rsp", "esp", "rbp", "ebp"):
@@ -123,13 +158,35 @@ def _attach(findings: Sequence[Finding], value: int, how: str, note: str) -> boo
     """Tie the bad pointer to a finding whose damaged field holds it."""
     for f in findings:
         for d in f.evidence.get("damaged", []) or []:
-            if isinstance(d, dict) and d.get("value") == f"{value:#x}":
+            if not isinstance(d, dict):
+                continue
+            if d.get("value") == f"{value:#x}":
                 f.evidence["fault"] = (f"the faulting pointer {value:#x} ({how}{note}) is the value of "
                                        f"{d.get('field')} at {d.get('address')}: the program followed the "
                                        "damaged link")
-                f.explains_crash = True
-                return True
+            elif d.get("held_value") == f"{value:#x}":
+                f.evidence["fault"] = (f"the faulting pointer {value:#x} ({how}{note}) is the value "
+                                       f"{d.get('held_in')} holds, loaded from {d.get('field')} at "
+                                       f"{d.get('address')}: the program followed the damaged link")
+            else:
+                continue
+            f.explains_crash = True
+            return True
     return False
+
+
+def _loaded_by(ctx: ForensicContext) -> Optional[Insn]:
+    """The instruction that read the bad pointer from memory: the branch itself (``call [rax + 8]``), the last
+    load into the branch's or the access's base register."""
+    br = branch_fault(ctx)
+    if br is not None:
+        if br.register is not None:
+            return loading_instruction(ctx, br.register)
+        return ctx.instruction() if br.access is not None and not br.access.implicit else None
+    acc = ctx.access()
+    if acc is None or acc.base is None:
+        return None
+    return loading_instruction(ctx, acc.base)
 
 
 def _freed_holders(ctx: ForensicContext, index: ChunkIndex, value: int, offset: int) -> List[ChunkView]:
@@ -155,10 +212,7 @@ def _freed_holders(ctx: ForensicContext, index: ChunkIndex, value: int, offset: 
 
 def _read_after_free(ctx: ForensicContext, index: ChunkIndex, findings: List[Finding], value: int,
                      word: WordClass, how: str) -> Optional[Finding]:
-    acc = ctx.access()
-    if acc is None or acc.base is None:
-        return None
-    load = loading_instruction(ctx, acc.base)
+    load = _loaded_by(ctx)
     if load is None or not load.mem_operands:
         return None
     op = load.mem_operands[0]
@@ -182,22 +236,36 @@ def _read_after_free(ctx: ForensicContext, index: ChunkIndex, findings: List[Fin
     existing = next((f for f in findings if f.kind == "use-after-free" and f.chunk is not None
                      and f.chunk.address == chunk.address), None)
     tail = unfilled_tail(ctx, index, chunk)
+    if tail is not None:
+        ev["unfilled_tail"] = tail_note(index, chunk, tail)
     if existing is not None:
         existing.evidence.update(ev)
         existing.explains_crash = True
-        if tail is not None and all(w.offset != tail.offset for w in existing.written_after_free):
-            existing.written_after_free.append(tail)
         return None
-    written = [tail] if tail is not None else []
-    if tail is not None:
-        ev["unfilled_tail"] = (f"bytes {tail.offset}..{tail.offset + tail.size} hold "
-                               f"{index.read(chunk.user_address + tail.offset, tail.size).hex()}: free() does not "
-                               "fill the last word of a fastbin chunk (it is the next chunk's prev_size), so this "
-                               "value is the last write there, made before or after the free")
-    f = uaf_finding(ctx, index, chunk, written, ev, [("fault", chunk.address)], address=address, access="READ",
+    f = uaf_finding(ctx, index, chunk, [], ev, [("fault", chunk.address)], address=address, access="READ",
                     reused=chunk.state != "free")
     f.explains_crash = True
     return f
+
+
+def _branch_source(ctx: ForensicContext, value: int) -> Dict[str, object]:
+    """Where a bad branch target was read from (the return-address slot, a memory operand), and the run of
+    text, fill or binary data that reaches that slot from below (the buffer that overran it)."""
+    br = branch_fault(ctx)
+    if br is None or br.target != value or br.access is None:
+        return {}
+    slot = br.access.address
+    region = ctx.mem.region_of(slot)
+    out: Dict[str, object] = {"loaded_from": f"{br.how} at {slot:#x}" + (
+        f" ({region.path or 'anonymous memory'})" if region is not None and region.path else "")}
+    lo = max(slot - _BELOW, region.start if region is not None else slot - _BELOW)
+    data = read_upto(ctx.mem, lo, slot + _BELOW - lo)
+    run = find_run(data, lo, slot)
+    if run is not None and run.start < slot < run.end:
+        out["overrun"] = run.evidence()
+        out["overrun"]["note"] = (f"{run.kind} runs unbroken from {run.start:#x} ({slot - run.start} bytes below) "
+                                  f"over the slot the target was read from: a buffer there ran over it")
+    return out
 
 
 def find_fault_findings(ctx: ForensicContext, index: ChunkIndex, findings: List[Finding]) -> List[Finding]:
@@ -221,6 +289,7 @@ def find_fault_findings(ctx: ForensicContext, index: ChunkIndex, findings: List[
         return []
     places = stored_at(ctx, index, value)
     ev: Dict[str, object] = {"pointer": f"{value:#x}", "seen_as": how}
+    ev.update(_branch_source(ctx, value))
     if word is not None:
         ev["looks_like"] = word.describe()
     if ctx.pointer_size == 8 and not is_canonical(value):

@@ -27,7 +27,7 @@ from .evidence import field_bytes
 from .model import ChunkView, Finding, Written
 from .uaf import name_ranges, uaf_finding
 
-__all__ = ["find_link_writes", "revealing_chunks", "LINK_CHECKS"]
+__all__ = ["find_link_writes", "revealing_chunks", "exact_link_write", "LINK_CHECKS"]
 
 #: checks whose violation names a link (or key) written after free.
 LINK_CHECKS = frozenset({"tcache.key", "tcache.unaligned", "fastbin.unaligned", "list.outside_heap",
@@ -87,6 +87,55 @@ def _decode(ctx: ForensicContext, link_addr: int, raw: int) -> int:
     if ctx.heap is not None and ctx.heap.layout.safe_linking:
         return raw ^ (link_addr >> 12)
     return raw
+
+
+def exact_link_write(ctx: ForensicContext, index: ChunkIndex, chunk: ChunkView,
+                     tcache: bool) -> Optional[Tuple[int, int, Dict[str, object]]]:
+    """(offset, size, evidence) of the bytes of a safe-linked link written after the free, when provable.
+
+    Decode, don't guess: the link glibc stored is ``(&link >> 12) ^ next``
+    (``next`` itself before 2.32),
+    ``next`` a chunk of the same size (the node that followed in the list,
+    now lost from it) or NULL.  When exactly one such value agrees with the
+    stored link in its low half, the program wrote only the bytes that
+    differ from it (a 4-byte field over the high half of the link).
+    """
+    heap = ctx.heap
+    if heap is None:
+        return None
+    mangle = heap.layout.safe_linking  # before 2.32 the link is stored as it is
+    ps, order = ctx.pointer_size, ctx.order
+    faddr = chunk.user_address
+    raw = index.read(faddr, ps)
+    if len(raw) != ps:
+        return None
+    half = ps // 2
+    low = slice(0, half) if order == "little" else slice(half, ps)
+    targets = [0]
+    for seg in heap.segments:
+        targets += [(v.user_address if tcache else v.address) for v in index.glibc_views(seg.start, seg.end)
+                    if v.size == chunk.size and v.address != chunk.address]
+    found = []
+    for t in targets:
+        want = (((faddr >> 12) ^ t) if mangle else t).to_bytes(ps, order)
+        if want != raw and want[low] == raw[low]:
+            found.append((t, want))
+    if len(found) != 1:
+        return None
+    target, want = found[0]
+    diff = [i for i in range(ps) if raw[i] != want[i]]
+    ev: Dict[str, object] = {
+        "stored": raw.hex(), "expected": want.hex(),
+        "decodes_to": f"{target:#x}",
+        "why": (f"glibc stored {'(&link >> 12) ^ ' if mangle else ''}{target:#x} = {int.from_bytes(want, order):#x} "
+                f"(the link to "
+                f"{'the end of the list' if target == 0 else f'the chunk at {target:#x}'}); bytes "
+                f"{diff[0]}..{diff[-1] + 1} of the link differ from it and the rest still match, so only those "
+                "bytes were written"),
+        "allocator_field": f"{'next (tcache link)' if tcache else 'fd (fastbin link)'}"
+                           f"{', safe-linked' if mangle else ''}, bytes 0..{ps}",
+    }
+    return diff[0], diff[-1] + 1 - diff[0], ev
 
 
 def _key_written(ctx: ForensicContext, index: ChunkIndex, chunk: ChunkView) -> Optional[Tuple[int, int, str]]:
@@ -189,7 +238,10 @@ def _node_victim(ctx: ForensicContext, index: ChunkIndex, v: Violation, finds: D
         ok, why = _link_ok(ctx, index, chunk)
         notes["next"] = why
         if not ok:
-            ranges.append((0, ps))
+            exact = exact_link_write(ctx, index, chunk, tcache=True)
+            ranges.append((exact[0], exact[1]) if exact is not None else (0, ps))
+            if exact is not None:
+                notes["link"] = exact[2]
         key = _key_written(ctx, index, chunk)
         if key is not None:
             ranges.append((key[0], key[1]))
@@ -201,8 +253,10 @@ def _node_victim(ctx: ForensicContext, index: ChunkIndex, v: Violation, finds: D
         off = offsets.get(v.field)
         if off is None:
             return False
-        ranges.append((off, ps))
-        notes["link"] = v.explanation
+        exact = exact_link_write(ctx, index, chunk, tcache=False) if off == 0 and chunk.bin and \
+            chunk.bin.startswith("fastbin") else None
+        ranges.append((exact[0], exact[1]) if exact is not None else (off, ps))
+        notes["link"] = dict(exact[2], check=v.explanation) if exact is not None else v.explanation
     if not ranges:
         return False
     prev = finds.get(chunk.address)

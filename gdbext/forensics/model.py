@@ -167,9 +167,15 @@ class Written:
     size: int
     field: Optional[str] = None
     certain: bool = True
+    #: the whole field the bytes lie in (its offset and size), when a type names it
+    field_offset: Optional[int] = None
+    field_size: Optional[int] = None
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"offset": self.offset, "size": self.size, "field": self.field, "certain": self.certain}
+        out: Dict[str, Any] = {"offset": self.offset, "size": self.size, "field": self.field, "certain": self.certain}
+        if self.field_offset is not None:
+            out["field_offset"], out["field_size"] = self.field_offset, self.field_size
+        return out
 
 
 @dataclass
@@ -185,6 +191,7 @@ class Finding:
     :ivar bytes_past_end: for overflows, bytes written past the source's region.
     :ivar allocation_site: where the culprit buffer was allocated (pools).
     :ivar referenced_by: who points at the chunk (from the references callback).
+    :ivar source_referenced_by: who points at the source chunk (the culprit buffer's owner).
     :ivar message: the ASan-like headline.
     :ivar evidence: free-form facts, JSON-ready.
     :ivar written_after_free: modified ranges of a freed chunk.
@@ -201,6 +208,9 @@ class Finding:
     bytes_past_end: Optional[int] = None
     allocation_site: Optional[AllocSite] = None
     referenced_by: List[str] = field(default_factory=list)
+    source_referenced_by: List[str] = field(default_factory=list)
+    #: for overflows: "left" when the writes went before the region (an underflow), else None (after it)
+    direction: Optional[str] = None
     evidence: Dict[str, Any] = field(default_factory=dict)
     written_after_free: List[Written] = field(default_factory=list)
     explains_crash: bool = False
@@ -227,7 +237,10 @@ class Finding:
         """The documented JSON form (``docs/forensics.md``)."""
         source = None
         if self.source is not None:
-            source = {"chunk": self.source.to_dict(), "bytes_past_end": self.bytes_past_end}
+            source = {"chunk": self.source.to_dict(), "bytes_past_end": self.bytes_past_end,
+                      "referenced_by": list(self.source_referenced_by)}
+            if self.direction is not None:
+                source["direction"] = self.direction
         return {
             "kind": self.kind,
             "address": hx(self.address),

@@ -26,13 +26,16 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..glibc import Violation
 from ..pools import PoolAnomaly, PoolReport
-from ..textutil import printable_text
+from ..textutil import c_escape, printable_text
 from .chunks import ChunkIndex
 from .context import ForensicContext
-from .continuity import Run, find_run
+from .continuity import Run, find_run, typed_run
 from .evidence import NO_RECORD, dump, field_bytes, size_class
 from .model import ChunkView, Finding
+from .provenance import Origin, glibc_moved_links, pool_link_origin
 from .sites import alloc_site
+from .typed import element_layout
+from .underflow import underflow_finding
 
 __all__ = ["HEADER_CHECKS", "Damage", "find_overflows", "glibc_damage", "pool_damage"]
 
@@ -209,6 +212,9 @@ def _attribute(ctx: ForensicContext, index: ChunkIndex, source: ChunkView,
     until = max(dmg.last, dmg.victim.address + 2 * ctx.pointer_size) + _TAIL
     lo, data = _read_window(index, source, boundary, until)
     run = find_run(data, lo, boundary)
+    if run is None or run.start < source.user_address or run.end <= first:
+        typed = _typed(ctx, data, lo, boundary, source)
+        run = typed if typed is not None else run
     if run is None or run.start < source.user_address:
         return None
     if run.end > first:
@@ -217,6 +223,30 @@ def _attribute(ctx: ForensicContext, index: ChunkIndex, source: ChunkView,
     if islands:
         return run, max(a + s for a, s, _n in islands), islands
     return None
+
+
+def _island(dmg: Damage, addr: int, size: int, name: str, kind: str) -> Dict[str, Any]:
+    """One damaged field that continues the run: where, and (text) the characters it holds."""
+    out: Dict[str, Any] = {"field": name, "address": f"{addr:#x}", "size": size}
+    raw = bytes.fromhex(next((str(f["bytes"]) for f in dmg.fields if f["address"] == f"{addr:#x}"), ""))
+    if kind == "text" and raw:
+        text = raw.split(b"\0", 1)[0]
+        out["text"] = c_escape(text)
+        out["nul_terminated"] = len(text) < len(raw)
+    return out
+
+
+def _typed(ctx: ForensicContext, data: bytes, lo: int, boundary: int, source: ChunkView) -> Optional[Run]:
+    """The source's bytes past ``boundary`` read as further elements of its DWARF type (from a referrer)."""
+    got = element_layout(ctx, source)
+    if got is None:
+        return None
+    size, fields = got
+    run = typed_run(data, lo, boundary, source.user_address, size, [(o, w) for _n, o, w in fields])
+    if run is not None:
+        names = {o: n for n, o, _w in fields}
+        run.field_names = {f.offset: names.get(f.offset, "") for f in run.fields}
+    return run
 
 
 def _bytes(n: int) -> str:
@@ -230,12 +260,12 @@ def _region_note(ctx: ForensicContext, chunk: ChunkView) -> str:
 
 
 def _overflow(ctx: ForensicContext, index: ChunkIndex, source: ChunkView, dmg: Damage,
-              got: Tuple[Run, int, List[Tuple[int, int, str]]]) -> Finding:
+              got: Tuple[Run, int, List[Tuple[int, int, str]]], *, exact_end: bool = False) -> Finding:
     run, reach, islands = got
     boundary = run.boundary
     region = boundary - source.user_address
     past = reach - boundary
-    lower = bool(islands)
+    lower = bool(islands) and not exact_end
     names = list(dict.fromkeys(n for a, _s, n in dmg.spans if a >= boundary)) or dmg.names()
     into = "its own guard bytes" if dmg.victim.address == source.address else \
         f"{dmg.victim.label} ({', '.join(names) or 'header'})"
@@ -244,8 +274,7 @@ def _overflow(ctx: ForensicContext, index: ChunkIndex, source: ChunkView, dmg: D
                f"[{source.user_address:#x}, {boundary:#x}) of {source.label} ({what}), into {into}")
     continuity = run.evidence()
     if islands:
-        continuity["continued_in"] = [
-            {"field": n, "address": f"{a:#x}", "size": s} for a, s, n in islands]
+        continuity["continued_in"] = [_island(dmg, a, s, n, run.kind) for a, s, n in islands]
         continuity["note"] = (f"the run stops at {run.end:#x}; {', '.join(n for _a, _s, n in islands)} of "
                               f"{dmg.victim.label} further on still holds {run.kind} of the same overflow (the bytes "
                               "between were rewritten later, e.g. when the slot was handed out again)")
@@ -315,16 +344,33 @@ def find_overflows(ctx: ForensicContext, index: Optional[ChunkIndex] = None) -> 
     out: List[Finding] = []
     damage = glibc_damage_cache(ctx, index)
     by_victim: Dict[int, Tuple[Finding, Damage]] = {}
-    for addr in sorted(damage):
+    moved = glibc_moved_links(ctx, index, damage)
+    for addr in sorted(set(damage) | set(moved)):
+        if addr in moved:
+            origin, v = moved[addr]
+            dmg = damage.get(addr) or Damage(origin.victim)
+            dmg.keys.append((v.check, v.chunk))
+            if v.abort:
+                dmg.aborts.append(v.abort)
+            held_in = f"the bin head {v.field} at {v.field_address:#x}" if v.field_address is not None else v.field
+            f = _from_origin(ctx, index, dmg, origin, held_in, int.from_bytes(v.raw, ctx.order),
+                             check=v.check, explanation=v.explanation)
+            by_victim[addr] = (f, dmg)
+            out.append(f)
+            continue
         dmg = damage[addr]
         prev, _nxt = index.neighbours(dmg.victim)
         got = _attribute(ctx, index, prev, dmg) if prev is not None else None
         if got is None and prev is not None and _consequence(prev, dmg, by_victim):
             continue
-        f = _overflow(ctx, index, prev, dmg, got) if got and prev is not None else _corruption(ctx, index, dmg, prev)
+        if got and prev is not None:
+            f = _overflow(ctx, index, prev, dmg, got)
+        else:
+            f = underflow_finding(ctx, index, dmg) or _corruption(ctx, index, dmg, prev)
         by_victim[addr] = (f, dmg)
         out.append(f)
-    victims, guards, _orphans = pool_damage(ctx, index)
+    victims, guards, orphans = pool_damage(ctx, index)
+    out += _moved_links(ctx, index, orphans)
     used_guards = set()
     for key in sorted(victims):
         dmg = victims[key]
@@ -357,6 +403,59 @@ def find_overflows(ctx: ForensicContext, index: Optional[ChunkIndex] = None) -> 
             run = _guard_only_run(slot, a)
             got = (run, run.end, [])
         out.append(_overflow(ctx, index, slot, dmg, got))
+    return out
+
+
+def _from_origin(ctx: ForensicContext, index: ChunkIndex, dmg: Damage, origin: Origin, held_in: str,
+                 value: int, **why: Optional[str]) -> Finding:
+    """The overflow finding for a bad value traced back to the field it was loaded from."""
+    stored = index.read(origin.field_address, origin.field_size)
+    raw = _continuing_bytes(ctx, origin, value)
+    dmg.spans.append((origin.field_address, origin.field_size, origin.field))
+    dmg.fields.append(field_bytes(ctx, origin.field, origin.field_address, raw, held_in=held_in,
+                                  held_value=f"{value:#x}", now=stored.hex(), provenance=origin.note, **why))
+    f = _overflow(ctx, index, origin.source, dmg,
+                  (origin.run, origin.end, [(origin.field_address, origin.field_size, origin.field)]),
+                  exact_end=origin.exact)
+    f.evidence["provenance"] = {
+        "value": f"{value:#x}",
+        "held_in": held_in,
+        "loaded_from": f"{origin.field} of {origin.victim.label} at {origin.field_address:#x}",
+        "bytes_there_then": raw.hex(),
+        "bytes_there_now": stored.hex(),
+        "inferred": origin.note,
+        "end_exact": origin.exact,
+    }
+    return f
+
+
+def _continuing_bytes(ctx: ForensicContext, origin: Origin, value: int) -> bytes:
+    """The bytes the field held before the value was moved (safe-linking re-applied when it was used)."""
+    if not origin.mangled:
+        return value.to_bytes(origin.field_size, ctx.order)
+    mask = (1 << (8 * origin.field_size)) - 1
+    return ((value ^ (origin.field_address >> 12)) & mask).to_bytes(origin.field_size, ctx.order)
+
+
+def _moved_links(ctx: ForensicContext, index: ChunkIndex,
+                 orphans: List[Tuple[PoolReport, PoolAnomaly]]) -> List[Finding]:
+    """Overflows traced through a bad link no slot holds any more (the damaged slot was handed out again)."""
+    out: List[Finding] = []
+    for report, a in orphans:
+        if a.kind not in ("freelist-outside", "freelist-misaligned") or a.address is None:
+            continue
+        spec = report.pool.spec
+        head = spec.free_list.head if spec.free_list is not None else None
+        held_in = f"the free-list head ({head})" if isinstance(head, str) else "the free-list head"
+        if a.chunk is not None and spec.free_list is not None:
+            held_in = f"the {spec.free_list.link} of slot {a.chunk}"
+        origin = pool_link_origin(ctx, index, report, a.address, held_in)
+        if origin is None:
+            continue
+        dmg = Damage(origin.victim)
+        dmg.keys.append((f"pool.{a.kind}", a.address))
+        out.append(_from_origin(ctx, index, dmg, origin, held_in, a.address, anomaly=a.kind,
+                                explanation=a.message))
     return out
 
 

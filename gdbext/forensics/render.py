@@ -53,7 +53,10 @@ def finding_lines(f: Finding, number: int = 0, hexdump: bool = True) -> List[str
         out.append(f"  chunk:   {f.chunk.describe()}")
     if f.source is not None:
         n = f.bytes_past_end
-        out.append(f"  source:  {f.source.describe()}, {n} byte{'' if n == 1 else 's'} written past its region")
+        where = "before" if f.evidence.get("direction") == "left" else "past"
+        out.append(f"  source:  {f.source.describe()}, {n} byte{'' if n == 1 else 's'} written {where} its region")
+        if f.source_referenced_by:
+            out.append(f"  source referenced by: {', '.join(f.source_referenced_by)}")
     if f.allocation_site is not None:
         out.append(f"  allocated at: {f.allocation_site.text()}")
         out.append(f"    ({f.allocation_site.how})")

@@ -333,7 +333,8 @@ def _outside(ctx: ForensicContext, address: int) -> str:
 
 
 # -- no-pattern detectors ------------------------------------------------------------------
-def _overruns(ctx: ForensicContext, index: ChunkIndex, spans: Sequence[Span]) -> List[Overrun]:
+def _overruns(ctx: ForensicContext, index: ChunkIndex, spans: Sequence[Span],
+              overflows: Sequence[Finding] = ()) -> List[Overrun]:
     """Strings of in-use pool slots that run past the requested size (into slack, guard or the next slot).
 
     glibc chunks need no such pass: their usable end is the next chunk's
@@ -353,8 +354,18 @@ def _overruns(ctx: ForensicContext, index: ChunkIndex, spans: Sequence[Span]) ->
         if run is None or run.start < c.user_address:
             continue
         ev = run.evidence()
-        out.append(Overrun(c, boundary, run.end, str(ev["text_before_boundary"]), str(ev["text_after_boundary"]),
-                           index.find(c.end) if run.end > c.end - (0 if c.is_pool else ctx.pointer_size) else None))
+        end, after = run.end, str(ev["text_after_boundary"])
+        # the overflow finding from this chunk may have traced the string further (into a field the
+        # bytes were moved from, or up to its NUL): one count for both reports
+        for f in overflows:
+            cont = f.evidence.get("continuity")
+            if f.source is None or f.source.address != c.address or f.bytes_past_end is None \
+                    or not isinstance(cont, dict) or cont.get("kind") != "text":
+                continue
+            end = max(end, boundary + f.bytes_past_end)
+            after += "".join(f" ... {i['text']}" for i in cont.get("continued_in", []) if "text" in i)
+        out.append(Overrun(c, boundary, end, str(ev["text_before_boundary"]), after,
+                           index.find(c.end) if end > c.end - (0 if c.is_pool else ctx.pointer_size) else None))
     return out
 
 
@@ -441,7 +452,7 @@ def poisonscan(mem: MemorySource, heap: Optional[GlibcHeap], pools: Sequence[Poo
 
     report.writes = [f for f in find_link_writes(ctx, index) + find_fill_breaks(ctx, index) if inside(f)]
     report.overflows = [f for f in find_overflows(ctx, index) if inside(f)]
-    report.overruns = _overruns(ctx, index, spans)
+    report.overruns = _overruns(ctx, index, spans, report.overflows)
     report.suspects = _suspects(ctx, index, spans)
     if ctx.perturb_byte is None and heap is not None:
         report.notes.append("glibc's perturb byte is off or unknown: freed glibc memory carries no fill")

@@ -9,8 +9,8 @@
   the links (fastbin: ``fd``; bins: ``fd``, ``bk``; large: also the
   ``*_nextsize`` pair).  Every other byte that differs is a write after free.
   The last ``SIZE_SZ`` usable bytes (the next chunk's ``prev_size``) are not
-  filled: for fastbin chunks their value may predate the free, so they are
-  reported as uncertain, and only for a chunk already implicated.
+  filled: their value may predate the free, so they are never listed as
+  written after free (the evidence shows them, ``unfilled_tail``).
 * a pool spec's ``fill.free``: a free slot's payload must hold the byte.
 * free-list links and tcache keys (:mod:`~gdbext.forensics.links`).
 
@@ -30,7 +30,7 @@ from .model import ChunkView, Finding, Written
 from .sites import alloc_site
 
 __all__ = ["modified_ranges", "glibc_fill_span", "unfilled_tail", "uaf_finding", "find_fill_breaks",
-           "name_ranges"]
+           "name_ranges", "field_extent", "tail_note", "ranges_text", "MODIFIED"]
 
 
 def modified_ranges(data: bytes, fill: int, word: int, skip: Sequence[Tuple[int, int]] = ()) -> List[Tuple[int, int]]:
@@ -52,15 +52,56 @@ def modified_ranges(data: bytes, fill: int, word: int, skip: Sequence[Tuple[int,
     return out
 
 
+#: Bytes a field's extent is probed over, at most.
+_MAX_FIELD = 64
+
+
+def field_extent(ctx: ForensicContext, chunk: ChunkView, offset: int) -> Optional[Tuple[str, int, int]]:
+    """(name, offset, size) of the program's field holding user byte ``offset``, from the typed referrer.
+
+    ``field_at`` names a byte inside a scalar ``name+k``; the field starts
+    ``k`` bytes earlier and runs while the following bytes are ``name+1``,
+    ``name+2``...
+    """
+    name = ctx.field_name(chunk.address, offset)
+    if not name:
+        return None
+    base, plus, k = name.rpartition("+") if "+" in name else (name, "", "")
+    if plus and not k.isdigit():
+        base, plus, k = name, "", ""
+    start = offset - int(k) if plus else offset
+    if start < 0:
+        return None
+    size = 1
+    while start + size < chunk.usable and size < _MAX_FIELD \
+            and ctx.field_name(chunk.address, start + size) == f"{base}+{size}":
+        size += 1
+    return base, start, size
+
+
 def name_ranges(ctx: ForensicContext, index: ChunkIndex, chunk: ChunkView,
                 ranges: Sequence[Tuple[int, int]], certain: bool = True) -> List[Written]:
-    """:class:`Written` entries with field names (typed referrer first, then the header layout)."""
-    out = []
+    """:class:`Written` entries named by the program's field (typed referrer, with the field's whole
+    extent), else by the header layout; a range over several fields is split at their boundaries."""
+    out: List[Written] = []
     for off, size in ranges:
-        name = ctx.field_name(chunk.address, off)
-        if name is None:
-            name = index.field_name(chunk, chunk.user_address + off)
-        out.append(Written(off, size, name, certain))
+        end = off + size
+        first = True
+        while off < end:
+            ext = field_extent(ctx, chunk, off)
+            if ext is None:
+                if not first:  # the type names nothing here: the bytes stay with the field before them
+                    w = out[-1]
+                    out[-1] = Written(w.offset, end - w.offset, w.field, certain, w.field_offset, w.field_size)
+                    break
+                name = ctx.field_name(chunk.address, off) or index.field_name(chunk, chunk.user_address + off)
+                out.append(Written(off, end - off, name, certain))
+                break
+            first = False
+            name, fstart, fsize = ext
+            stop = min(end, fstart + fsize)
+            out.append(Written(off, stop - off, name, certain, fstart, fsize))
+            off = stop
     return out
 
 
@@ -97,6 +138,15 @@ def unfilled_tail(ctx: ForensicContext, index: ChunkIndex, chunk: ChunkView) -> 
     return got[0]
 
 
+def tail_note(index: ChunkIndex, chunk: ChunkView, tail: Written) -> Dict[str, object]:
+    """Evidence for the unfilled last word: what it holds, and why it is not counted as written after free."""
+    return {"offset": tail.offset, "size": tail.size, "field": tail.field,
+            "bytes": index.read(chunk.user_address + tail.offset, tail.size).hex(),
+            "note": "free() does not fill the last word of a fastbin chunk (it is the next chunk's prev_size): its "
+                    "value is the program's last write there, before or after the free, so it is not listed as "
+                    "written after free"}
+
+
 def _stale_headers(ctx: ForensicContext, data: bytes, lo: int, chunk: ChunkView) -> List[Tuple[int, int]]:
     """Ranges (user offsets) holding the header and links of chunks merged into this free chunk."""
     if ctx.heap is None:
@@ -118,6 +168,16 @@ def _stale_headers(ctx: ForensicContext, data: bytes, lo: int, chunk: ChunkView)
     return out
 
 
+#: What precedes the ranges in a use-after-free headline.
+MODIFIED = "; modified since the free: "
+
+
+def ranges_text(written: Sequence[Written]) -> str:
+    """``2 bytes at offset 4 (epoch), ...`` for a headline."""
+    return ", ".join(f"{w.size} bytes at offset {w.offset}" + (f" ({w.field})" if w.field else "")
+                     + ("" if w.certain else " (uncertain: not filled by free())") for w in written)
+
+
 def uaf_finding(ctx: ForensicContext, index: ChunkIndex, chunk: ChunkView, written: List[Written],
                 evidence: Dict[str, object], keys: List[Tuple[str, Optional[int]]],
                 address: Optional[int] = None, access: str = "WRITE", reused: bool = False) -> Finding:
@@ -131,12 +191,11 @@ def uaf_finding(ctx: ForensicContext, index: ChunkIndex, chunk: ChunkView, writt
     rel = address - chunk.user_address
     state = "freed, then handed out again by malloc (now in use)" if reused else \
         f"freed ({chunk.bin or chunk.state})"
-    ranges = ", ".join(f"{w.size} bytes at offset {w.offset}" + (f" ({w.field})" if w.field else "")
-                       + ("" if w.certain else " (uncertain: not filled by free())") for w in written)
+    ranges = ranges_text(written)
     message = (f"{access} after free at {address:#x}, {rel} bytes inside of the {chunk.usable}-byte region "
                f"[{chunk.user_address:#x}, {chunk.user_address + chunk.usable:#x}) of {chunk.label}, {state}")
     if ranges:
-        message += f"; modified since the free: {ranges}"
+        message += f"{MODIFIED}{ranges}"
     ev = dict(evidence)
     ev.setdefault("chunk_state", chunk.state_text)
     sc = size_class(ctx, chunk)
@@ -200,15 +259,15 @@ def find_fill_breaks(ctx: ForensicContext, index: Optional[ChunkIndex] = None) -
             if not ranges:
                 continue
             written = name_ranges(ctx, index, chunk, ranges)
-            tail = unfilled_tail(ctx, index, chunk)
-            if tail is not None:
-                written.append(tail)
             evidence: Dict[str, object] = {
                 "fill": (f"glibc perturb byte {ctx.perturb_byte:#04x}: free() filled user bytes {lo}..{hi} of this "
                          f"{kind} chunk (links excepted); the ranges listed differ from it"),
                 "modified_bytes": [{"offset": o, "bytes": index.read(chunk.user_address + o, n).hex()}
                                    for o, n in ranges],
             }
+            tail = unfilled_tail(ctx, index, chunk)
+            if tail is not None:
+                evidence["unfilled_tail"] = tail_note(index, chunk, tail)
             out.append(uaf_finding(ctx, index, chunk, written, evidence, [("uaf.perturb", chunk.address)]))
     for report, chunk in index.pool_views():
         fill = report.pool.spec.fill

@@ -114,8 +114,11 @@ def _finding_lines(f: Dict[str, Any]) -> List[str]:
         out.append(f"    chunk:      {_chunk_text(f['chunk'])}")
     src = f.get("source")
     if src:
-        out.append(f"    source:     {_chunk_text(src.get('chunk'))}; {src.get('bytes_past_end')} bytes past its "
-                   "requested end")
+        left = (f.get("evidence") or {}).get("direction") == "left"
+        out.append(f"    source:     {_chunk_text(src.get('chunk'))}; {src.get('bytes_past_end')} bytes "
+                   + ("before its region (an underflow)" if left else "past its requested end"))
+        for r in src.get("referenced_by") or []:
+            out.append(f"    source referenced by: {r}")
     site = f.get("allocation_site")
     if site:
         short = f"{site.get('function') or '??'}"
@@ -318,6 +321,9 @@ def _markdown_report(rep: Dict[str, Any]) -> List[str]:
         out.append(f"{i}. **{_inline(f.get('kind'))}**: {_inline(f.get('message'))}")
         if f.get("allocation_site"):
             out.append(f"   - allocated: {_inline(_site_text(f['allocation_site']))}")
+        owners = (f.get("source") or {}).get("referenced_by") or []
+        if owners:
+            out.append(f"   - source referenced by: {', '.join(_inline(r) for r in owners)}")
         details = _finding_lines(f)[1:]
         out += ["", "   <details><summary>evidence</summary>", ""]
         out += _fenced(details, "   ")
@@ -437,7 +443,8 @@ def _sarif_results(rep: Dict[str, Any]) -> Iterable[Dict[str, Any]]:
             "relatedLocations": own,
             "partialFingerprints": {"crashSignature/v1": crash.get("signature") or ""},
             "properties": {"core": rep.get("core"), "binary": rep.get("binary"), "build_id": rep.get("build_id"),
-                           "signature": crash.get("signature"), "address": f.get("address")},
+                           "signature": crash.get("signature"), "address": f.get("address"),
+                           "source_referenced_by": list((f.get("source") or {}).get("referenced_by") or [])},
         }
         yield result
 

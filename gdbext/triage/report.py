@@ -135,9 +135,12 @@ class OverflowSource:
 
     chunk: ChunkRef
     bytes_past_end: int
+    #: who points at the block that overran (its owner: the most useful fact for glibc, which records no site)
+    referenced_by: Tuple[str, ...] = ()
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"chunk": self.chunk.to_dict(), "bytes_past_end": self.bytes_past_end}
+        return {"chunk": self.chunk.to_dict(), "bytes_past_end": self.bytes_past_end,
+                "referenced_by": list(self.referenced_by)}
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,9 @@ def _site_rank(finding: Dict[str, Any], function: str, line: Optional[int]) -> O
 
 
 def _written_bytes(finding: Dict[str, Any]) -> Set[int]:
+    """The bytes gdbext says were written after free (``offset``/``size``: the bytes that differ from what
+    free() left).  The program makes every byte it writes differ, so these must equal ASan's access
+    exactly; the named field's extent (``field_offset``/``field_size``) is context, not the answer."""
     out: Set[int] = set()
     for rng in finding.get("written_after_free") or []:
         off, size = rng.get("offset"), rng.get("size")
