@@ -32,6 +32,7 @@ from .model import (
     MmappedChunk,
     Overrides,
     TcacheInfo,
+    ThreadRegs,
     struct_field,
     struct_words,
 )
@@ -117,7 +118,7 @@ class _Locator(TcacheLocator, MmappedLocator):
                 self.heap_segments(layout, arena, hms, {a.address for a in arenas})
             for seg in arena.segments:
                 memory.add(seg)
-        tcaches = self.find_tcaches(layout, arenas, memory)
+        tcaches = self.find_tcaches(layout, arenas, memory, mp_values.get("tcache_count"))
         if evidence is not None:
             # refine the release with tcache facts, then rebuild the layout if it moved
             evidence = self.version_evidence(layout, tcaches, memory)
@@ -155,13 +156,15 @@ class _Locator(TcacheLocator, MmappedLocator):
         return heap
 
     def _heads_own_heap(self, arena: int, hms: int) -> bool:
+        """``arena`` lies in a thread arena's heap: the heap_info at the start of its
+        HEAP_MAX_SIZE-aligned block names a malloc_state right after itself (the
+        scan also votes for bases shifted by whole bins from a thread arena)."""
         h = arena & ~(hms - 1)
-        if arena - h > 0x40:
-            return False
         try:
-            return self.src.read_pointer(h) == arena
+            ar_ptr = self.src.read_pointer(h)
         except MemoryReadError:
             return False
+        return 0 < ar_ptr - h <= 0x40 and ar_ptr % self.ps == 0 and ar_ptr <= arena < ar_ptr + 0x800
 
     def heap_info_size(self, probe: Layout, arenas: List[ArenaInfo]) -> Optional[int]:
         """sizeof(heap_info) as a non-main arena's offset in its heap shows it (it follows the heap_info)."""

@@ -4,25 +4,34 @@
 """Tcache location and tcache-based release evidence (a mixin of the locator).
 
 A thread's ``tcache_perthread_struct`` is found from the TLS ``tcache``
-pointers a gdb adapter evaluates (:attr:`Overrides.tcaches`) and, unless
-disabled, from the heuristic that the first chunk of an arena's first heap is
-the tcache of the thread that created the arena (0x290 bytes on 2.30+ x86-64,
-0x250 before).  A candidate is kept when its counts fit and most bin heads are
-aligned heap pointers, so one smashed head does not hide the tcache.
+pointers a gdb adapter evaluates through debug info (:attr:`Overrides.tcaches`);
+those are all the live ones, and nothing is guessed then.  Without them (no
+libc debug info): the first chunk of an arena's first heap is the tcache of
+the thread that created the arena (0x290 bytes on 2.30+ x86-64, 0x250
+before), and each thread's TLS slot, at an offset from its thread pointer
+recovered from those first chunks, names the tcaches of threads that share an
+arena.  A candidate is kept only when its chunk is in use (an exited thread's
+tcache is freed) and its counts and heads fit (strict, but one smashed head
+does not hide the tcache: the free-list walk reports it).
 """
 from __future__ import annotations
 
 from collections import Counter
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from ..errors import MemoryReadError
 from ..memory import MemorySource
 from .heuristics import VersionEvidence, infer_version
 from .layouts import TCACHE_MAX_BINS, GlibcVersion, Layout
-from .model import ArenaInfo, Overrides, TcacheInfo, struct_field
-from .segments import ByteOrder, HeapMemory
+from .model import ArenaInfo, Overrides, TcacheInfo, ThreadRegs, struct_field
+from .segments import ByteOrder, HeapMemory, word_view
 
 __all__ = ["TcacheLocator"]
+
+#: bytes below each thread pointer searched for libc's TLS ``tcache`` slot (the static TLS block)
+_TLS_WINDOW = 0x2000
+#: offsets (best voted first) tried as the TLS slot
+_TLS_CANDIDATES = 8
 
 
 class TcacheLocator:
@@ -49,23 +58,55 @@ class TcacheLocator:
         entries = tuple(struct_field(data, tp, "entries", self.order, i) for i in range(TCACHE_MAX_BINS))
         return TcacheInfo(addr, how, counts, entries, arena)
 
-    def _plausible_tcache(self, layout: Layout, t: TcacheInfo, memory: HeapMemory) -> bool:
-        """Counts in range and most bin heads aligned heap pointers (a corrupted
-        head or two must not hide the tcache: the free-list walk reports them)."""
+    def _plausible_tcache(self, layout: Layout, t: TcacheInfo, memory: HeapMemory,
+                          max_count: Optional[int] = None) -> bool:
+        """Whether ``t`` can be a live thread's tcache.
+
+        Its chunk must be in use (the next chunk's PREV_INUSE set: the freed
+        tcache of an exited thread goes to a regular bin, or into top), every
+        count within ``mp_.tcache_count`` (the uint16/char width when unknown),
+        a count for each non-empty bin and a head for each count, and most heads
+        aligned heap pointers.  A smashed head or two is tolerated (the free-list
+        walk reports them); a whole struct of stray words is not.
+        """
+        if not self._tcache_chunk_in_use(layout, t.address, memory):
+            return False
         limit = 0xFF if layout.tcache_count_size == 1 else 0xFFFF
+        if max_count:
+            limit = min(limit, max_count)
         good = bad = 0
         for count, entry in zip(t.counts, t.entries):
             if count > limit:
                 return False
             if entry == 0:
+                if count:
+                    bad += 1
                 continue
-            if layout.aligned_ok(entry - layout.chunk_hdr) and memory.segment_of(entry) is not None:
+            if count and layout.aligned_ok(entry - layout.chunk_hdr) and memory.segment_of(entry) is not None:
                 good += 1
             else:
                 bad += 1
         return bad <= max(2, good // 4)
 
-    def find_tcaches(self, layout: Layout, arenas: Sequence[ArenaInfo], memory: HeapMemory) -> List[TcacheInfo]:
+    def _tcache_chunk_in_use(self, layout: Layout, address: int, memory: HeapMemory) -> bool:
+        """The tcache_perthread_struct at ``address`` sits in an in-use chunk of a tcache's size."""
+        ps = self.ps
+        raw = memory.word(address - ps)
+        if raw is None or (raw & ~7) not in self._tcache_sizes(layout):
+            return False
+        nxt = memory.word(address - layout.chunk_hdr + (raw & ~7) + ps)
+        return nxt is not None and bool(nxt & 1)
+
+    def _tcache_sizes(self, layout: Layout) -> Tuple[int, ...]:
+        if self.ov.version is not None:
+            return (layout.tcache_chunk_size,)
+        return (layout.tcache_chunk_size, self.layout((2, 29)).tcache_chunk_size,
+                self.layout((2, 30)).tcache_chunk_size)
+
+    def find_tcaches(self, layout: Layout, arenas: Sequence[ArenaInfo], memory: HeapMemory,
+                     max_count: Optional[int] = None) -> List[TcacheInfo]:
+        """Every live thread's tcache: the TLS values a gdb adapter read (debug info),
+        else the first chunk of each arena plus each thread's TLS slot (thread pointers)."""
         out: List[TcacheInfo] = []
         seen = set()
         for addr in self.ov.tcaches or ():
@@ -78,8 +119,8 @@ class TcacheLocator:
                 continue
             seen.add(addr)
             out.append(t)
-        if not self.ov.tcache_heuristic:
-            return out
+        if out or not self.ov.tcache_heuristic:
+            return out  # debug info named every live thread's tcache: guessing could only add dead ones
         want = layout.tcache_chunk_size
         alt = {self.layout((2, 29)).tcache_chunk_size, self.layout((2, 30)).tcache_chunk_size}
         for arena in arenas:
@@ -97,14 +138,99 @@ class TcacheLocator:
             addr = first.start + layout.chunk_hdr
             if addr in seen:
                 continue
-            lay = layout if size == want else (self.layout((2, 30)) if size == self.layout((2, 30)).tcache_chunk_size
-                                                else self.layout((2, 29)))
+            lay = self._layout_for_tcache_size(layout, size)
             t = self.read_tcache(lay, addr, "first-chunk", arena.address)
-            if t is None or not self._plausible_tcache(lay, t, memory):
+            if t is None or not self._plausible_tcache(lay, t, memory, max_count):
                 continue
             seen.add(addr)
             out.append(t)
+        threads = [th for th in self.ov.threads or () if th.thread_pointer]
+        if threads:
+            out.extend(self._tls_tcaches(layout, threads, out, memory, max_count))
         return out
+
+    def _layout_for_tcache_size(self, layout: Layout, size: int) -> Layout:
+        if size == layout.tcache_chunk_size:
+            return layout
+        new = self.layout((2, 30))
+        return new if size == new.tcache_chunk_size else self.layout((2, 29))
+
+    def _tls_tcaches(self, layout: Layout, threads: Sequence[ThreadRegs], known: Sequence[TcacheInfo],
+                     memory: HeapMemory, max_count: Optional[int]) -> List[TcacheInfo]:
+        """The tcaches the threads' TLS ``tcache`` slots point to.
+
+        libc's ``tcache`` is an initial-exec TLS variable, at the same offset
+        from every thread's thread pointer (x86-64: below ``fs_base``, in the
+        static TLS block).  The offset is recovered from the heap's own layout:
+        the word that holds a tcache already found (an arena's first chunk) in
+        a thread's TLS block, and that in every other thread holds NULL (the
+        thread never allocated) or a plausible live tcache.
+        """
+        anchors = {t.address for t in known}
+        blocks: List[Tuple[int, Any]] = []  # (thread pointer - window start, words)
+        hits: Counter[int] = Counter()
+        for th in threads:
+            tp = th.thread_pointer or 0
+            region = self.src.region_of(tp - 1)
+            if region is None:
+                continue
+            lo = max(tp - _TLS_WINDOW, region.start, 0)  # one mapping: a core may not hold the next one
+            try:
+                data = self.src.read(lo, tp - lo)
+            except MemoryReadError:
+                continue
+            words = word_view(data, self.ps, self.order)
+            blocks.append((tp - lo, words))
+            for k, w in enumerate(words):
+                if w in anchors:
+                    hits[lo + k * self.ps - tp] += 1
+        if not hits:
+            self.notes.append(f"tcache TLS slot not found in the {len(threads)} threads' TLS blocks: "
+                              "tcaches of threads sharing an arena may be missing")
+            return []
+        best: Optional[Tuple[int, int, int, List[int], int]] = None
+        for off, n in hits.most_common(_TLS_CANDIDATES):
+            found: List[int] = []
+            stray = 0
+            for rel, words in blocks:
+                k = (rel + off) // self.ps
+                if not 0 <= k < len(words):
+                    continue
+                value = words[k]
+                if value == 0:
+                    continue
+                if value in anchors or self._live_tcache_at(layout, value, memory, max_count):
+                    found.append(value)
+                else:
+                    stray += 1
+            rank = (-stray, n, len(found), found, off)
+            if best is None or rank[:3] > best[:3]:
+                best = rank
+        assert best is not None
+        stray, found, off = -best[0], best[3], best[4]
+        if stray:
+            self.notes.append(f"{stray} of {len(blocks)} threads' TLS tcache slot (thread pointer {off:+#x}) "
+                              "holds no plausible tcache: their tcaches were not found")
+        out: List[TcacheInfo] = []
+        for addr in dict.fromkeys(found):
+            if addr in anchors:
+                continue
+            seg = memory.segment_of(addr)
+            size = (memory.word(addr - self.ps) or 0) & ~7
+            t = self.read_tcache(self._layout_for_tcache_size(layout, size), addr, "tls", seg.arena if seg else None)
+            if t is not None:
+                out.append(t)
+        return out
+
+    def _live_tcache_at(self, layout: Layout, addr: int, memory: HeapMemory, max_count: Optional[int]) -> bool:
+        if addr % self.ps or memory.segment_of(addr) is None:
+            return False
+        size = (memory.word(addr - self.ps) or 0) & ~7
+        if size not in self._tcache_sizes(layout):
+            return False
+        lay = self._layout_for_tcache_size(layout, size)
+        t = self.read_tcache(lay, addr, "tls", None)
+        return t is not None and self._plausible_tcache(lay, t, memory, max_count)
 
     def version_evidence(self, layout: Layout, tcaches: Sequence[TcacheInfo],
                          memory: HeapMemory) -> VersionEvidence:

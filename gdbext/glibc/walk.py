@@ -111,6 +111,9 @@ class ArenaSummary:
     #: chunks the bin lists hold, to compare with ``free_kinds["bins"][0]`` (boundary
     #: tags); -1 when the bins were not walked
     bins_listed: int = 0
+    #: bytes of memory its segments span, from each segment's base (``mp_.sbrk_base``
+    #: or the heap_info) to its end: what glibc counts in ``system_mem``
+    system_bytes: int = 0
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -125,6 +128,7 @@ class ArenaSummary:
             "fenceposts": self.fenceposts,
             "unparsed_bytes": self.unparsed_bytes,
             "bins_listed": self.bins_listed,
+            "system_bytes": self.system_bytes,
         }
 
 
@@ -343,9 +347,19 @@ class HeapWalker:
         out.notes.extend(self.notes)
         return out
 
+    def _segment_base(self, seg: HeapSegment) -> int:
+        """Where glibc's count of a segment's memory starts."""
+        if seg.heap_info is not None:
+            return seg.heap_info
+        sbrk = self.heap.sbrk_base
+        if sbrk and sbrk <= seg.start and seg.start - sbrk < self.heap.layout.malloc_alignment * 2:
+            return sbrk
+        return seg.base
+
     def _summarize_arena(self, ar: ArenaInfo, index: FreeIndex) -> ArenaSummary:
         res = ArenaSummary(ar.address, "main_arena" if ar.is_main else f"arena@{ar.address:#x}", len(ar.segments))
         res.bins_listed = sum(fl.length for fl in index.lists if fl.regular and fl.arena == ar.address)
+        res.system_bytes = sum(seg.end - self._segment_base(seg) for seg in ar.segments)
         lists = index.lists
         raw_sizes: List[int] = []  # raw size words (flag bits included)
         tagfree: List[int] = []
