@@ -1,0 +1,134 @@
+"""Healthy heaps of real programs are reported healthy, with glibc's own accounting as the oracle.
+
+Each case starts a real program (the system python3, perl, or one of our C
+fixtures in fixtures/src/real_*.c), stops it at a quiet point, writes a core,
+asks glibc (``mallinfo2()``, ``malloc_info``) and gdb with libc debug info
+(each live thread's TLS ``tcache``) from a separate gdb run, then runs gdbext
+live and on the core, with and without libc debug info.  Every mallinfo2
+field, every malloc_info bin line and the number of tcache chunks must be
+rebuilt exactly from gdbext's JSON, with no finding and triage exit 0.
+See tests/realheap.py for the harness and the accounting.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from conftest import ROOT, SRC, needs_gcc, needs_gdb
+
+sys.path.insert(0, os.path.dirname(__file__))
+from realheap import MALLINFO_FIELDS, Target, expected_from_gdbext, gdbext_json, glibc_numbers  # noqa: E402
+
+PYTHON = "/usr/bin/python3"
+PERL = "/usr/bin/perl"
+
+#: a thread pool whose workers exit (three waves of 8), then 6 live threads that share arenas
+#: when the run caps the arenas at 2; each live thread keeps chunks in its tcache
+PY_POOL = r"""
+import signal, threading
+from concurrent.futures import ThreadPoolExecutor
+keep = []
+def work(n):
+    return [("x%d" % i) * (n % 7 + 1) for i in range(200)]
+for wave in range(3):
+    with ThreadPoolExecutor(max_workers=8) as ex:
+        keep.extend(ex.map(work, range(64)))
+go = threading.Event()
+ready = threading.Barrier(int(LIVE) + 1)
+def sleeper(n):
+    mine = [bytes(range(n % 50 + 10)) * 3 for _ in range(300)]
+    del mine[::3]
+    keep.append(mine)
+    ready.wait()
+    go.wait()
+for i in range(int(LIVE)):
+    threading.Thread(target=sleeper, args=(i,), daemon=True).start()
+ready.wait()
+print("READY", flush=True)
+signal.pause()
+"""
+
+PERL_HASH = r"""
+use POSIX ();
+$| = 1;
+my %h;
+$h{"key$_"} = "value" x ($_ % 13) for 1 .. 20000;
+delete $h{"key$_"} for grep { $_ % 3 == 0 } 1 .. 20000;
+print "READY\n";
+POSIX::pause() while 1;
+"""
+
+COMMANDS = ["heapwalk --summary --json", "heapwalk --json", "heapwalk --check --json"]
+
+
+def _case_python(tmp, live: int = 0, arena_max: int = 0):
+    script = os.path.join(tmp, "pool.py")
+    with open(script, "w") as fh:
+        fh.write(PY_POOL.replace("int(LIVE)", str(live)))
+    env = {"GLIBC_TUNABLES": f"glibc.malloc.arena_max={arena_max}"} if arena_max else None
+    return PYTHON, [PYTHON, script], env
+
+
+def _case_perl(tmp):
+    return PERL, [PERL, "-e", PERL_HASH], None
+
+
+def _case_c(tmp, name: str, *args: str):
+    exe = os.path.join(tmp, name)
+    subprocess.run(["gcc", "-g", "-O0", "-pthread", "-o", exe, os.path.join(SRC, name + ".c")], check=True)
+    return exe, [exe, *args], None
+
+
+CASES = {
+    "python-pool-exits": lambda tmp: _case_python(tmp),
+    "python-shared-arenas": lambda tmp: _case_python(tmp, live=6, arena_max=2),
+    "perl-hash": _case_perl,
+    "c-pool-churn": lambda tmp: _case_c(tmp, "real_pool", "3", "8", "4"),
+}
+
+
+def _run_case(tmp_path, case: str):
+    if case.startswith("python") and not os.access(PYTHON, os.X_OK):
+        pytest.skip("no system python3")  # pragma: no cover - Debian always has it (gdb needs it)
+    if case.startswith("perl") and not os.access(PERL, os.X_OK):
+        pytest.skip("no perl")  # pragma: no cover - perl-base is essential on Debian
+    binary, argv, env = CASES[case](str(tmp_path))
+    target = Target(argv, str(tmp_path), case, env=env)
+    try:
+        core = str(tmp_path / (case + ".core"))
+        target.gcore(core)
+        oracle = glibc_numbers(target)
+        runs = {}
+        for where in ("live", "core"):
+            for debug in (True, False):
+                kw = {"pid": target.pid} if where == "live" else {"binary": binary, "core": core}
+                runs[(where, debug)] = gdbext_json(COMMANDS, debug=debug, **kw)[0]
+        triage = subprocess.run([os.path.join(ROOT, ".venv", "bin", "gdbext") if os.path.exists(
+            os.path.join(ROOT, ".venv", "bin", "gdbext")) else shutil.which("gdbext") or "gdbext",
+            "triage", binary, core, "--format", "json"], capture_output=True, text=True, timeout=300)
+    finally:
+        target.stop()
+    return oracle, runs, triage
+
+
+@needs_gdb
+@needs_gcc
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_real_heap_matches_glibc(tmp_path, case):
+    oracle, runs, triage = _run_case(tmp_path, case)
+    assert oracle.tcaches >= 1
+    for (where, debug), (summary, listing, check) in runs.items():
+        what = f"{case} {where} {'with' if debug else 'without'} libc debug info"
+        got = expected_from_gdbext(summary, listing)
+        for name in MALLINFO_FIELDS:
+            assert got.mallinfo[name] == oracle.mallinfo[name], (what, name, got.mallinfo, oracle.mallinfo)
+        assert got.heaps == oracle.heaps, (what, oracle.xml)
+        assert got.tcache_chunks == oracle.tcache_chunks, (what, summary["notes"])
+        assert check["violations"] == [], (what, Counter(v["check"] for v in check["violations"]))
+        assert not [n for n in summary["notes"] if "not found" in n or "missing" in n], (what, summary["notes"])
+    assert triage.returncode == 0, triage.stdout[-2000:] + triage.stderr
