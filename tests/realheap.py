@@ -97,16 +97,19 @@ class Target:
         the calls' stdio locks touch, nor a thread's stack), read through /proc/PID/mem."""
         h = hashlib.sha256()
         sps = self._stack_pointers()
-        prev_end, prev_path = -1, ""
-        with open(f"/proc/{self.pid}/maps") as maps, open(f"/proc/{self.pid}/mem", "rb", buffering=0) as mem:
+        with open(f"/proc/{self.pid}/maps") as maps:
+            rows = []
             for line in maps:
                 parts = line.split()
                 lo, hi = (int(x, 16) for x in parts[0].split("-"))
-                path = parts[5] if len(parts) > 5 else ""
-                bss = path == "" and lo == prev_end and prev_path.startswith("/")
-                prev_end, prev_path = hi, path
+                rows.append((lo, hi, parts[1], parts[5] if len(parts) > 5 else ""))
+        files = {lo for lo, _, _, path in rows if path.startswith("/")} | {hi for _, hi, _, path in rows
+                                                                           if path.startswith("/")}
+        with open(f"/proc/{self.pid}/mem", "rb", buffering=0) as mem:
+            for lo, hi, perms, path in rows:
+                bss = path == "" and (lo in files or hi in files)  # a library's .bss (maybe merged)
                 stack = any(lo <= sp < hi for sp in sps)
-                if "w" in parts[1] and path in ("", "[heap]") and not bss and not stack:
+                if "w" in perms and path in ("", "[heap]") and not bss and not stack:
                     try:
                         mem.seek(lo)
                         h.update(mem.read(hi - lo))

@@ -89,6 +89,7 @@ CASES = {
     "python-shared-arenas": lambda tmp: _case_python(tmp, live=6, arena_max=2),
     "perl-hash": _case_perl,
     "c-pool-churn": lambda tmp: _case_c(tmp, "real_pool", "3", "8", "4"),
+    "c-foreign-sbrk": lambda tmp: _case_c(tmp, "real_sbrk", "2"),
 }
 
 

@@ -41,7 +41,7 @@ from .findings import Findings, Violation
 from .freelists import UNSORTED, FreeIndex, build_free_index
 from .layouts import PREV_INUSE
 from .model import ArenaInfo, GlibcHeap
-from .scan import END, Anomaly, SegmentScan
+from .scan import BREAK, END, Anomaly, SegmentScan
 from .segments import HeapSegment
 from .walk import Unparsed
 
@@ -372,14 +372,19 @@ class _Checker:
             if i >= scan.stop:
                 break
             an = scan.classify(i)
-            if an.kind == END:
+            if an.kind in (END, BREAK):
                 fw = scan.size_word(i)
                 if fw is not None and not fw & PREV_INUSE and prev_w:
                     # the chunk before the fenceposts is free (an old top freed into a bin)
                     pclear.append(i - ((prev_w & -8) >> sh))
                     if scan.words[i] != prev_w & -8:
                         out.append((_PREV_SIZE, i, prev_w))
-                break
+                if an.kind == END:
+                    break
+                # glibc's own fenceposts (a foreign sbrk() user): valid, the walk goes on after them
+                i = an.resume
+                prev_w = 0
+                continue
             self.corrupt_header(arena, scan, i, an, prev_w)
             self.chunks += 1
             i = an.resume
@@ -618,6 +623,8 @@ class _Checker:
                         an = scan.classify(i)
                         if an.kind == END:
                             break
+                        if an.kind == BREAK:
+                            out.add(scan.addr(i))  # the fencepost closing the stretch
                         j = an.resume
                     else:
                         out.add(scan.addr(i))

@@ -63,11 +63,12 @@ class TcacheLocator:
         """Whether ``t`` can be a live thread's tcache.
 
         Its chunk must be in use (the next chunk's PREV_INUSE set: the freed
-        tcache of an exited thread goes to a regular bin, or into top), every
-        count within ``mp_.tcache_count`` (the uint16/char width when unknown),
-        a count for each non-empty bin and a head for each count, and most heads
-        aligned heap pointers.  A smashed head or two is tolerated (the free-list
-        walk reports them); a whole struct of stray words is not.
+        tcache of an exited thread goes to a regular bin, or into top), and
+        nearly every bin consistent: a count within ``mp_.tcache_count`` (the
+        uint16/char width when unknown), a head for each count and a count for
+        each head, the head an aligned heap pointer.  Two bad bins (or a quarter
+        of the good ones) are tolerated, since the free-list walk reports them;
+        a whole struct of stray words is not.
         """
         if not self._tcache_chunk_in_use(layout, t.address, memory):
             return False
@@ -77,7 +78,8 @@ class TcacheLocator:
         good = bad = 0
         for count, entry in zip(t.counts, t.entries):
             if count > limit:
-                return False
+                bad += 1  # a smashed count: reported by the free-list walk
+                continue
             if entry == 0:
                 if count:
                     bad += 1

@@ -32,7 +32,7 @@ from typing import Any, Collection, Dict, Iterator, List, NamedTuple, Optional, 
 from .freelists import FASTBIN, TCACHE, FreeIndex, build_free_index
 from .layouts import PREV_INUSE
 from .model import ArenaInfo, GlibcHeap
-from .scan import END, SegmentScan
+from .scan import BREAK, END, SegmentScan
 from .segments import HeapSegment
 
 __all__ = [
@@ -214,6 +214,14 @@ class HeapWalker:
             self._unparsed_keys.add((start, end))
             self.unparsed.append(Unparsed(start, end, arena, reason))
 
+    def _note_foreign(self, scan: SegmentScan, i: int, resume: int) -> None:
+        """Bytes between glibc's fenceposts at ``i`` and the next stretch of the main heap."""
+        start = scan.addr(i) + 4 * scan.ps
+        note = (f"main heap: fenceposts at {scan.addr(i):#x}, then {scan.addr(resume) - start:#x} bytes that are "
+                f"not malloc's (another sbrk() user) up to {scan.addr(resume):#x}")
+        if note not in self.notes:
+            self.notes.append(note)
+
     def _first(self, scan: SegmentScan) -> int:
         """Where the chunks of a segment start (searched when the start is a guess)."""
         if scan.segment.exact_start:
@@ -298,6 +306,10 @@ class HeapWalker:
                     an = scan.classify(i)
                     if an.kind == END:
                         break
+                    if an.kind == BREAK:
+                        self._note_foreign(scan, i, an.resume)
+                        i = an.resume
+                        continue
                     self._note_unparsed(scan, i, an.resume, a_addr, an.reason)
                     span = scan.addr(an.resume) - scan.addr(i)
                     if (want_state is None or CORRUPT_STATE in want_state) and want_bins is None \
@@ -383,12 +395,17 @@ class HeapWalker:
                 if i >= scan.stop:
                     break
                 an = scan.classify(i)
-                if an.kind == END:
+                if an.kind in (END, BREAK):
                     res.fenceposts += an.fenceposts
                     fw = scan.size_word(i)
                     if fw is not None and not fw & PREV_INUSE and prev_w:
                         tagfree.append(prev_w)  # an old top freed into a bin before the fenceposts
-                    break
+                    if an.kind == END:
+                        break
+                    self._note_foreign(scan, i, an.resume)
+                    i = an.resume
+                    prev_w = 0
+                    continue
                 self._note_unparsed(scan, i, an.resume, ar.address, an.reason)
                 span = scan.addr(an.resume) - scan.addr(i)
                 corrupt[0] += 1
