@@ -90,7 +90,14 @@ CASES = {
     "perl-hash": _case_perl,
     "c-pool-churn": lambda tmp: _case_c(tmp, "real_pool", "3", "8", "4"),
     "c-foreign-sbrk": lambda tmp: _case_c(tmp, "real_sbrk", "2"),
+    "c-mmapped-trim": lambda tmp: _case_c(tmp, "real_mmap", "60", "0"),
 }
+#: the slow cases (many threads): `make realheaps`, or GDBEXT_REALHEAPS=all
+SLOW_CASES = {
+    "c-300-threads": lambda tmp: _case_c(tmp, "real_mmap", "22", "300"),
+}
+if os.environ.get("GDBEXT_REALHEAPS") == "all":
+    CASES.update(SLOW_CASES)
 
 
 def _run_case(tmp_path, case: str):

@@ -94,10 +94,19 @@ class TcacheLocator:
         """The tcache_perthread_struct at ``address`` sits in an in-use chunk of a tcache's size."""
         ps = self.ps
         raw = memory.word(address - ps)
-        if raw is None or (raw & ~7) not in self._tcache_sizes(layout):
+        if raw is None or self._tcache_size_class(layout, raw & ~7) is None:
             return False
         nxt = memory.word(address - layout.chunk_hdr + (raw & ~7) + ps)
         return nxt is not None and bool(nxt & 1)
+
+    def _tcache_size_class(self, layout: Layout, size: int) -> Optional[int]:
+        """The tcache chunk size a chunk of ``size`` can hold, or None.  A chunk taken
+        from a bin is not split when the rest would be below MINSIZE: a tcache
+        may sit in a chunk up to MINSIZE - MALLOC_ALIGNMENT bigger."""
+        for want in self._tcache_sizes(layout):
+            if want <= size < want + layout.minsize:
+                return want
+        return None
 
     def _tcache_sizes(self, layout: Layout) -> Tuple[int, ...]:
         if self.ov.version is not None:
@@ -218,7 +227,7 @@ class TcacheLocator:
             if addr in anchors:
                 continue
             seg = memory.segment_of(addr)
-            size = (memory.word(addr - self.ps) or 0) & ~7
+            size = self._tcache_size_class(layout, (memory.word(addr - self.ps) or 0) & ~7) or 0
             t = self.read_tcache(self._layout_for_tcache_size(layout, size), addr, "tls", seg.arena if seg else None)
             if t is not None:
                 out.append(t)
@@ -227,8 +236,8 @@ class TcacheLocator:
     def _live_tcache_at(self, layout: Layout, addr: int, memory: HeapMemory, max_count: Optional[int]) -> bool:
         if addr % self.ps or memory.segment_of(addr) is None:
             return False
-        size = (memory.word(addr - self.ps) or 0) & ~7
-        if size not in self._tcache_sizes(layout):
+        size = self._tcache_size_class(layout, (memory.word(addr - self.ps) or 0) & ~7)
+        if size is None:
             return False
         lay = self._layout_for_tcache_size(layout, size)
         t = self.read_tcache(lay, addr, "tls", None)
