@@ -91,6 +91,7 @@ CASES = {
     "c-pool-churn": lambda tmp: _case_c(tmp, "real_pool", "3", "8", "4"),
     "c-foreign-sbrk": lambda tmp: _case_c(tmp, "real_sbrk", "2"),
     "c-mmapped-trim": lambda tmp: _case_c(tmp, "real_mmap", "60", "0"),
+    "c-brk-blocked": lambda tmp: _case_c(tmp, "real_nobrk", "3"),
 }
 #: the slow cases (many threads): `make realheaps`, or GDBEXT_REALHEAPS=all
 SLOW_CASES = {

@@ -585,7 +585,8 @@ class _Checker:
             if top + tsz != heap_end:
                 self.add("top.bounds", top, "size", top + ps,
                          f"top ends at {top + tsz:#x}, its heap at {heap_end:#x}", a)
-        elif arena.is_main and self.heap.sbrk_base and top + tsz > self.heap.sbrk_base + arena.system_mem + lay.malloc_alignment:
+        elif arena.is_main and self.heap.sbrk_base and not arena.flags & 2 \
+                and top + tsz > self.heap.sbrk_base + arena.system_mem + lay.malloc_alignment:
             self.add("top.bounds", top, "size", top + ps,
                      f"top ends at {top + tsz:#x}, beyond sbrk_base + system_mem "
                      f"{self.heap.sbrk_base + arena.system_mem:#x}", a)

@@ -22,13 +22,53 @@ from typing import List, Mapping, Sequence, Set, Tuple
 from ..errors import MemoryReadError
 from ..memory import MemorySource, Region
 from .layouts import IS_MMAPPED, Layout
-from .model import ArenaInfo, Limits, MmappedChunk, Overrides
+from .model import ArenaInfo, Limits, MmappedChunk, Overrides, ThreadRegs
 from .segments import ByteOrder, HeapMemory
 
-__all__ = ["MmappedLocator", "PAGE"]
+__all__ = ["MmappedLocator", "PAGE", "thread_ranges", "subtract"]
 
 PAGE = 4096
 _WINDOW = 1 << 20  #: bytes of a mapping read at once while probing page starts
+
+
+def thread_ranges(source: MemorySource, threads: Sequence[ThreadRegs]) -> List[Tuple[int, int]]:
+    """Address ranges of the threads' stacks and TLS blocks, which hold no chunk.
+
+    A glibc thread stack is one mapping above a guard page: its stack, then its
+    TLS and ``struct pthread`` (the thread pointer) at the top; the whole
+    mapping goes.  Of any other region (the main thread's TLS block, which
+    ld.so maps and the kernel may merge with neighbouring anonymous memory)
+    only the pages around the thread pointer go.
+    """
+    out: List[Tuple[int, int]] = []
+    for th in threads:
+        sp, tp = th.stack_pointer, th.thread_pointer
+        region = source.region_of(sp) if sp else None
+        if region is not None and not region.path:
+            below = source.region_of(region.start - 1)
+            guarded = below is not None and not below.perms.startswith("r")
+            top = tp + PAGE if tp and region.start <= tp < region.end else sp + PAGE
+            out.append((region.start if guarded else sp & ~(PAGE - 1), min(region.end, top)))
+        elif tp:
+            out.append((tp & ~(PAGE - 1), (tp & ~(PAGE - 1)) + PAGE))
+    return out
+
+
+def subtract(regions: Sequence[Region], ranges: Sequence[Tuple[int, int]]) -> List[Region]:
+    """``regions`` with the ``[lo, hi)`` ranges cut out (page-granular pieces kept in order)."""
+    cuts = sorted(ranges)
+    out: List[Region] = []
+    for region in regions:
+        start = region.start
+        for lo, hi in cuts:
+            if hi <= start or lo >= region.end:
+                continue
+            if lo > start:
+                out.append(Region(start, lo, region.perms, region.path))
+            start = max(start, hi)
+        if start < region.end:
+            out.append(Region(start, region.end, region.perms, region.path))
+    return out
 
 
 class MmappedLocator:
@@ -42,25 +82,21 @@ class MmappedLocator:
     notes: List[str]
 
     def _candidate_regions(self, memory: HeapMemory, arenas: Sequence[ArenaInfo]) -> Tuple[List[Region], int]:
-        """Anonymous writable regions that can hold an mmapped chunk, and how many thread stacks were skipped."""
+        """Anonymous writable memory that can hold an mmapped chunk (regions minus arena
+        heaps and thread stacks), and how many thread stacks were left out."""
         arena_addrs = [a.address for a in arenas]
-        pointers = [p for th in self.ov.threads or () for p in (th.stack_pointer, th.thread_pointer) if p]
+        skip = [(seg.base, seg.end) for seg in memory.segments]
+        stacks = thread_ranges(self.src, self.ov.threads or ())
         out: List[Region] = []
-        stacks = 0
         for region in self.src.regions():
             if "w" not in region.perms or not region.perms.startswith("r"):
                 continue  # guard pages (PROT_NONE) and read-only mappings
             if region.path and not region.path.startswith("[anon"):
                 continue  # file-backed, [stack], [heap], [vvar]...
-            if any(seg.base < region.end and region.start < seg.end for seg in memory.segments):
-                continue  # an arena heap (or the sbrk heap)
             if any(region.start <= a < region.end for a in arena_addrs):
                 continue
-            if any(region.start <= p < region.end for p in pointers):
-                stacks += 1  # a thread's stack, with its TLS and struct pthread at the top
-                continue
             out.append(region)
-        return out, stacks
+        return subtract(out, skip + stacks), len(stacks)
 
     def find_mmapped(self, layout: Layout, memory: HeapMemory, mp_values: Mapping[str, int],
                      arenas: Sequence[ArenaInfo]) -> List[MmappedChunk]:
