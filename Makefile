@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.gdbext-installed
 CORES  := fixtures/cores
 
-.PHONY: venv demo test fixtures bench clean
+.PHONY: venv demo test fixtures bench clean realheaps
 
 $(STAMP): setup.py
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -28,6 +28,10 @@ fixtures:
 
 bench: venv
 	$(BIN)/python benchmarks/heapwalk_bench.py
+
+# every real-program heap against glibc's own accounting (make test runs the fast half)
+realheaps: venv
+	GDBEXT_REALHEAPS=all $(BIN)/python -m pytest -q tests/test_real_heaps.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

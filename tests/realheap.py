@@ -35,7 +35,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from gdbext.gdbrun import bootstrap_command, find_gdb, has_traceback
 
-__all__ = ["Target", "GlibcNumbers", "glibc_numbers", "gdbext_json", "expected_from_gdbext", "MALLINFO_FIELDS"]
+__all__ = ["Target", "GlibcNumbers", "glibc_numbers", "GdbextRun", "gdbext_json", "expected_from_gdbext",
+           "MALLINFO_FIELDS"]
 
 MALLINFO_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "uordblks", "fordblks", "fsmblks")
 NO_DEBUG = "set debug-file-directory /nonexistent"
@@ -166,7 +167,7 @@ def glibc_numbers(target: Target) -> GlibcNumbers:
     after = target.heap_hash()
     assert before == after, "calling mallinfo2/malloc_info changed the heap"
     m = re.search(r"\$1 = \{(.*?)\}", res.stdout)
-    assert m, res.stdout + res.stderr
+    assert m, "print mallinfo2() needs libc's debug info (Debian: libc6-dbg)\n" + res.stdout + res.stderr
     info = {k: int(v) for k, v in re.findall(r"(\w+) = (\d+)", m.group(1))}
     with open(target.errpath, "rb") as fh:
         fh.seek(offset)
@@ -187,30 +188,42 @@ def glibc_numbers(target: Target) -> GlibcNumbers:
     return GlibcNumbers(info, heaps, xml, tcache_chunks, tcaches)
 
 
-def gdbext_json(commands: Sequence[str], *, pid: Optional[int] = None, binary: Optional[str] = None,
-                core: Optional[str] = None, debug: bool = True, timeout: float = 300.0) -> Tuple[List[object], str]:
-    """Run gdb with gdbext (live on ``pid`` or on ``binary`` + ``core``); one JSON document per command."""
-    argv = [find_gdb(), "-nx", "-batch"]
-    if not debug:
-        argv += ["-iex", NO_DEBUG]
-    argv += ["-ex", "set pagination off", "-ex", "set width 0", "-ex", bootstrap_command()]
-    for i, cmd in enumerate(commands):
-        argv += ["-ex", f"echo @@DOC {i}\\n", "-ex", cmd]
-    argv += ["-ex", "echo @@END\\n"]
-    if pid is not None:
-        argv += ["-p", str(pid)]
-    else:
-        argv += [binary or "", "--core=" + (core or "")]
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    out = res.stdout
-    assert not has_traceback(out + res.stderr), out + res.stderr
-    docs: List[object] = []
-    parts = re.split(r"^@@DOC \d+\n", out.split("@@END")[0], flags=re.M)[1:]
-    for part in parts:
-        start = part.find("{")
-        docs.append(json.loads(part[start:]) if start >= 0 else part)
-    assert len(docs) == len(commands), out + res.stderr
-    return docs, out + res.stderr
+class GdbextRun:
+    """One gdb run with gdbext (live on ``pid`` or on ``binary`` + ``core``), started at once;
+    :meth:`documents` waits and returns one JSON document per command."""
+
+    def __init__(self, commands: Sequence[str], *, pid: Optional[int] = None, binary: Optional[str] = None,
+                 core: Optional[str] = None, debug: bool = True) -> None:
+        argv = [find_gdb(), "-nx", "-batch"]
+        if not debug:
+            argv += ["-iex", NO_DEBUG]
+        argv += ["-ex", "set pagination off", "-ex", "set width 0", "-ex", bootstrap_command()]
+        for i, cmd in enumerate(commands):
+            argv += ["-ex", f"echo @@DOC {i}\\n", "-ex", cmd]
+        argv += ["-ex", "echo @@END\\n"]
+        if pid is not None:
+            argv += ["-p", str(pid)]
+        else:
+            argv += [binary or "", "--core=" + (core or "")]
+        self.commands = list(commands)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdin=subprocess.DEVNULL)
+
+    def documents(self, timeout: float = 300.0) -> List[object]:
+        out, err = self.proc.communicate(timeout=timeout)
+        assert not has_traceback(out + err), out + err
+        docs: List[object] = []
+        parts = re.split(r"^@@DOC \d+\n", out.split("@@END")[0], flags=re.M)[1:]
+        for part in parts:
+            start = part.find("{")
+            docs.append(json.loads(part[start:]) if start >= 0 else part)
+        assert len(docs) == len(self.commands), out + err
+        return docs
+
+
+def gdbext_json(commands: Sequence[str], **kwargs) -> Tuple[List[object], str]:
+    """Run gdb with gdbext and wait: one JSON document per command (see :class:`GdbextRun`)."""
+    return GdbextRun(commands, **kwargs).documents(), ""
 
 
 def expected_from_gdbext(summary: dict, listing: dict, nfastbins: int = 10) -> GlibcNumbers:
