@@ -177,13 +177,16 @@ class _Locator(TcacheLocator, MmappedLocator):
                 return off
         return None
 
+    def stack_pointers(self) -> List[int]:
+        return [th.stack_pointer for th in self.ov.threads or () if th.stack_pointer]
+
     def find_main(self, probe: Layout) -> Tuple[int, str]:
         if self.ov.main_arena is not None:
             return self.ov.main_arena, "override"
         addr = self.src.symbol("main_arena")
         if addr is not None:
             return addr, "symbol"
-        cands = find_arenas(self.src, probe, self.limits.scan_budget)
+        cands = find_arenas(self.src, probe, self.limits.scan_budget, self.stack_pointers())
         if not cands:
             raise HeapNotFoundError(
                 "main_arena not found: no symbol, and no malloc_state in writable data "
@@ -213,7 +216,7 @@ class _Locator(TcacheLocator, MmappedLocator):
             s_new = mp_layout_score(self.src, new, addr)
             return addr, how, new if s_new >= s_old else old
         found = find_mp(self.src, [new, old] if vinfo.version is None or vinfo.version >= (2, 35) else [old, new],
-                        self.limits.scan_budget)
+                        self.limits.scan_budget, self.stack_pointers())
         if found is None:
             self.notes.append("mp_ not found: the main heap starts at its mapping (sbrk_base unknown)")
             return None, "missing", None
