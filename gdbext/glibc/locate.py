@@ -379,7 +379,7 @@ class _Locator(TcacheLocator, MmappedLocator):
                 arena.segments.append(HeapSegment(start, end, arena.address, None, None, None, True))
                 skip.append((sbrk, end))
                 own = end - sbrk
-        budget = max(arena.system_mem, 0) * 2 + (16 << 20)
+        budget = min(max(arena.system_mem, 0) * 2 + (16 << 20), self.limits.max_resync_bytes * 4)
         stretches = find_stretches(self.src, layout, arena.address, arena.top, arena.system_mem - own,
                                    stretch_candidates(self.src.regions(), arena.top, skip), budget)
         arena.segments.extend(stretches)
