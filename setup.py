@@ -27,7 +27,7 @@ setup(
         "capstone>=5.0,<6",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.50"],
+        "test": ["pytest>=7", "hypothesis>=6.50", "markdown-it-py>=3,<5"],
     },
     entry_points={"console_scripts": ["gdbext = gdbext.cli:main"]},
 )

@@ -144,12 +144,13 @@ class MmappedLocator:
             prev_size = int.from_bytes(window[off : off + ps], self.order)
             raw = int.from_bytes(window[off + ps : off + 2 * ps], self.order)
             size = raw & ~7
-            if (raw & 7) == IS_MMAPPED and size >= PAGE and size % PAGE == 0 and prev_size == 0 \
-                    and addr + size <= region.end:
+            mapped = size + layout.mmap_trailer  # 2.43: the size leaves CHUNK_HDR_SZ out
+            if (raw & 7) == IS_MMAPPED and size >= PAGE - layout.mmap_trailer and mapped % PAGE == 0 \
+                    and prev_size == 0 and addr + mapped <= region.end:
                 if addr not in seen:
                     seen.add(addr)
                     out.append(MmappedChunk(addr, size, prev_size))
-                addr += size  # the chunk chain: a chunk's size leads to the next mapping's start
+                addr += mapped  # the chunk chain: a chunk's mapping leads to the next mapping's start
                 continue
             if first_only:
                 return

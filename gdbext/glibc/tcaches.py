@@ -17,16 +17,19 @@ does not hide the tcache: the free-list walk reports it).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import MemoryReadError
 from ..memory import MemorySource
 from .heuristics import VersionEvidence, infer_version
-from .layouts import TCACHE_MAX_BINS, GlibcVersion, Layout
+from .layouts import GlibcVersion, Layout, shape_representatives
 from .model import ArenaInfo, Overrides, TcacheInfo, ThreadRegs, struct_field
 from .segments import ByteOrder, HeapMemory, word_view
 
-__all__ = ["TcacheLocator"]
+__all__ = ["TcacheLocator", "MAX_TCACHE_SCAN"]
+
+#: bytes of each heap segment searched for 2.43 tcaches (not the first chunk there)
+MAX_TCACHE_SCAN = 4 << 20
 
 #: bytes below each thread pointer searched for libc's TLS ``tcache`` slot (the static TLS block)
 _TLS_WINDOW = 0x2000
@@ -42,7 +45,8 @@ class TcacheLocator:
     ps: int
     order: ByteOrder
     notes: List[str]
-    mp_newer: Optional[bool]
+    mp_newer: "Optional[bool | Layout]"
+    tcache_fill: int
     hi_size: Optional[int]
 
     def layout(self, version: Union[GlibcVersion, Tuple[int, int]]) -> Layout:  # pragma: no cover - abstract
@@ -54,8 +58,10 @@ class TcacheLocator:
             data = self.src.read(addr, tp.size)
         except MemoryReadError:
             return None
-        counts = tuple(struct_field(data, tp, "counts", self.order, i) for i in range(TCACHE_MAX_BINS))
-        entries = tuple(struct_field(data, tp, "entries", self.order, i) for i in range(TCACHE_MAX_BINS))
+        # raw counts[] (chunks held) or num_slots[] (free slots left, 2.42+); see Layout.tcache_held
+        counts = tuple(struct_field(data, tp, layout.tcache_counts_field, self.order, i)
+                       for i in range(layout.tcache_bins))
+        entries = tuple(struct_field(data, tp, "entries", self.order, i) for i in range(layout.tcache_bins))
         return TcacheInfo(addr, how, counts, entries, arena)
 
     def _plausible_tcache(self, layout: Layout, t: TcacheInfo, memory: HeapMemory,
@@ -73,11 +79,14 @@ class TcacheLocator:
         if not self._tcache_chunk_in_use(layout, t.address, memory):
             return False
         limit = 0xFF if layout.tcache_count_size == 1 else 0xFFFF
+        fill = self.tcache_fill or layout.default_tcache_count
+        max_count = max_count or self.tcache_fill
         if max_count:
             limit = min(limit, max_count)
         good = bad = 0
-        for count, entry in zip(t.counts, t.entries):
-            if count > limit:
+        for raw, entry in zip(t.counts, t.entries):
+            count = layout.tcache_held(raw, fill)  # counts[] before 2.42, fill - num_slots[] since
+            if count > limit or count < 0:
                 bad += 1  # a smashed count: reported by the free-list walk
                 continue
             if entry == 0:
@@ -111,8 +120,7 @@ class TcacheLocator:
     def _tcache_sizes(self, layout: Layout) -> Tuple[int, ...]:
         if self.ov.version is not None:
             return (layout.tcache_chunk_size,)
-        return (layout.tcache_chunk_size, self.layout((2, 29)).tcache_chunk_size,
-                self.layout((2, 30)).tcache_chunk_size)
+        return (layout.tcache_chunk_size, *sorted(self._tcache_shapes()))
 
     def find_tcaches(self, layout: Layout, arenas: Sequence[ArenaInfo], memory: HeapMemory,
                      max_count: Optional[int] = None) -> List[TcacheInfo]:
@@ -128,12 +136,19 @@ class TcacheLocator:
             if t is None:
                 self.notes.append(f"tcache at {addr:#x} is unreadable")
                 continue
+            if seg is None and layout.facts.tcache_dummy and not any(t.counts) and not any(t.entries):
+                continue  # 2.43: a thread without a tcache points at libc's zeroed static dummy
             seen.add(addr)
             out.append(t)
         if out or not self.ov.tcache_heuristic:
             return out  # debug info named every live thread's tcache: guessing could only add dead ones
+        if not layout.facts.tcache_first_chunk:
+            return out + self._scan_tcaches(layout, arenas, memory, seen)
         want = layout.tcache_chunk_size
-        alt = {self.layout((2, 29)).tcache_chunk_size, self.layout((2, 30)).tcache_chunk_size}
+        shapes = {}  # tcache chunk size -> a layout with that tcache_perthread_struct
+        for version in shape_representatives("tcache_perthread", self.ps):
+            shapes.setdefault(self.layout(version).tcache_chunk_size, self.layout(version))
+        alt = set(shapes)
         for arena in arenas:
             if not arena.segments:
                 continue
@@ -160,11 +175,17 @@ class TcacheLocator:
             out.extend(self._tls_tcaches(layout, threads, out, memory, max_count))
         return out
 
+    def _tcache_shapes(self) -> Dict[int, Layout]:
+        """Tcache chunk size -> a layout with that tcache_perthread_struct."""
+        shapes: Dict[int, Layout] = {}
+        for version in shape_representatives("tcache_perthread", self.ps):
+            shapes.setdefault(self.layout(version).tcache_chunk_size, self.layout(version))
+        return shapes
+
     def _layout_for_tcache_size(self, layout: Layout, size: int) -> Layout:
         if size == layout.tcache_chunk_size:
             return layout
-        new = self.layout((2, 30))
-        return new if size == new.tcache_chunk_size else self.layout((2, 29))
+        return self._tcache_shapes().get(size, layout)
 
     def _tls_tcaches(self, layout: Layout, threads: Sequence[ThreadRegs], known: Sequence[TcacheInfo],
                      memory: HeapMemory, max_count: Optional[int]) -> List[TcacheInfo]:
@@ -242,6 +263,53 @@ class TcacheLocator:
         lay = self._layout_for_tcache_size(layout, size)
         t = self.read_tcache(lay, addr, "tls", None)
         return t is not None and self._plausible_tcache(lay, t, memory, max_count)
+
+    def _scan_tcaches(self, layout: Layout, arenas: Sequence[ArenaInfo], memory: HeapMemory,
+                      seen: "set[int]") -> List[TcacheInfo]:
+        """2.43: a thread makes its tcache at its first free(), so it is not the
+        heap's first chunk: look at every aligned header position of the first
+        :data:`MAX_TCACHE_SCAN` bytes of each heap segment (no chunk walk: the
+        segment's first chunk is not always known) for a size word of the
+        tcache's chunk whose struct's slot counts agree with its bin heads
+        (``num_slots[i] == tcache_count`` exactly when ``entries[i]`` is NULL,
+        a corrupted bin or two allowed)."""
+        out: List[TcacheInfo] = []
+        want = layout.tcache_chunk_size
+        fill = self.tcache_fill or layout.default_tcache_count
+        ps = self.ps
+        step = layout.malloc_alignment
+        for arena in arenas:
+            for seg in arena.segments:
+                base = layout.first_chunk(seg.start)
+                size = min(seg.end - base, MAX_TCACHE_SCAN)
+                if size < 2 * ps:
+                    continue
+                try:
+                    data = bytes(self.src.read_buffer(base, size))
+                except MemoryReadError:
+                    continue
+                for off in range(ps, size - ps + 1, step):  # the size word of a chunk at base + off - ps
+                    if int.from_bytes(data[off : off + ps], self.order) & ~7 != want:
+                        continue
+                    addr = base + off - ps + layout.chunk_hdr
+                    if addr in seen:
+                        continue
+                    t = self.read_tcache(layout, addr, "scan", arena.address)
+                    if t is not None and self._slots_agree(layout, t, fill) \
+                            and self._plausible_tcache(layout, t, memory):
+                        seen.add(addr)
+                        out.append(t)
+        return out
+
+    @staticmethod
+    def _slots_agree(layout: Layout, t: TcacheInfo, fill: int) -> bool:
+        bad = 0
+        for raw, entry in zip(t.counts, t.entries):
+            held = layout.tcache_held(raw, fill)
+            if held < 0 or (held == 0) != (entry == 0):
+                bad += 1
+        # a zeroed chunk of that size fails every bin (num_slots 0: full, but no head)
+        return bad <= 2
 
     def version_evidence(self, layout: Layout, tcaches: Sequence[TcacheInfo],
                          memory: HeapMemory) -> VersionEvidence:

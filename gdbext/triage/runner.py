@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .. import __version__
 from ..errors import GdbextError
-from ..gdbrun import TRACEBACK_MARKERS, find_gdb, has_traceback, plain_core, quote_arg, run_gdb
+from ..gdbrun import (DEFAULT_MEMORY_MIB, TRACEBACK_MARKERS, cancel_all, find_gdb, has_traceback, plain_core,
+                      quote_arg, run_gdb)
 from .pairing import DirectoryScan, check_binary, check_match, choose_binary, inspect_core, scan_directory
 from .report import BATCH_SCHEMA, validate_report
 
@@ -83,16 +84,18 @@ def _first_error(text: str) -> str:
     return useful[-1] if useful else "no output"
 
 
-def _run_report(binary: str, core: str, pools: Sequence[str], timeout: float) -> Dict[str, Any]:
+def _run_report(binary: str, core: str, pools: Sequence[str], timeout: float, memory_mib: int) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gdbext-triage-") as tmp:
         out = os.path.join(tmp, "report.json")
         cmd = "gdbext report --json " + quote_arg(out) + "".join(" --pools " + quote_arg(p) for p in pools)
-        result = run_gdb(binary, core, commands=[cmd], timeout=timeout)
+        # the bundle's files are data: gdb loads no script, init file or libthread_db found beside them
+        result = run_gdb(binary, core, commands=[cmd], timeout=timeout, auto_load=False, memory_mib=memory_mib)
         if has_traceback(result.output):
             line = next(ln for ln in result.output.splitlines() if any(m in ln for m in TRACEBACK_MARKERS))
             raise GdbextError(f"gdb printed a Python error: {line.strip()}")
         if not os.path.exists(out):
-            raise GdbextError(f"gdb wrote no report: {_first_error(result.stderr or result.stdout)}")
+            limit = f" (gdb ran under --max-memory {memory_mib} MiB)" if memory_mib > 0 else ""
+            raise GdbextError(f"gdb wrote no report: {_first_error(result.stderr or result.stdout)}{limit}")
         try:
             with open(out, encoding="utf-8") as fh:
                 report = json.load(fh)
@@ -110,6 +113,7 @@ def triage_core(
     scan: Optional[DirectoryScan] = None,
     pools: Sequence[str] = (),
     timeout: float = 120.0,
+    memory_mib: int = DEFAULT_MEMORY_MIB,
 ) -> TriageResult:
     """Triage one core.
 
@@ -118,6 +122,7 @@ def triage_core(
     :param scan: the directory the core was found in (for pairing).
     :param pools: pool spec files.
     :param timeout: seconds gdb may take.
+    :param memory_mib: gdb's address-space limit in MiB (0: none).
     """
     start = time.monotonic()
     res = TriageResult(core, binary, paired_by="given" if binary else None)
@@ -134,9 +139,11 @@ def triage_core(
                 res.binary, res.paired_by = choose_binary(core, facts, scan)
             binary_id = check_binary(res.binary)
             check_match(core, facts, res.binary, binary_id)
-            report = _run_report(res.binary, plain, pools, timeout)
+            report = _run_report(res.binary, plain, pools, timeout, memory_mib)
     except GdbextError as err:
         res.error = str(err)
+    except Exception as err:  # this core's error boundary: a bug on one core must not lose the others
+        res.error = f"internal error ({type(err).__name__}): {err}"
     else:
         report["core"] = core
         report["binary"] = res.binary
@@ -146,15 +153,31 @@ def triage_core(
 
 
 def triage_many(jobs: Sequence[Dict[str, Any]], workers: int = 1) -> List[TriageResult]:
-    """:func:`triage_core` for each keyword dict of ``jobs``, ``workers`` at a time, in input order."""
+    """:func:`triage_core` for each keyword dict of ``jobs``, ``workers`` at a time, in input order.
+
+    When the caller is interrupted (a signal handler raising), the jobs not yet started are dropped and
+    the running gdb processes are killed before the exception goes on, so every worker's temporary
+    files are removed by the time this returns.
+    """
     if workers <= 1 or len(jobs) <= 1:
         return [triage_core(**job) for job in jobs]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda job: triage_core(**job), jobs))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(triage_core, **job) for job in jobs]
+        return [f.result() for f in futures]
+    except BaseException:
+        cancel_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def triage_directory(
-    directory: str, pools: Sequence[str] = (), workers: int = 1, timeout: float = 120.0
+    directory: str,
+    pools: Sequence[str] = (),
+    workers: int = 1,
+    timeout: float = 120.0,
+    memory_mib: int = DEFAULT_MEMORY_MIB,
 ) -> List[TriageResult]:
     """Triage every core of ``directory`` with the binary it pairs with.
 
@@ -164,7 +187,8 @@ def triage_directory(
     scan = scan_directory(directory)
     if not scan.cores:
         raise GdbextError(f"{directory}: no core files (NAME.core, NAME.core.xz, core.NAME or ELF cores)")
-    jobs = [{"core": c, "scan": scan, "pools": list(pools), "timeout": timeout} for c in scan.cores]
+    jobs = [{"core": c, "scan": scan, "pools": list(pools), "timeout": timeout, "memory_mib": memory_mib}
+            for c in scan.cores]
     return triage_many(jobs, workers)
 
 
