@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.gdbext-installed
 CORES  := fixtures/cores
 
-.PHONY: venv demo test fixtures bench accuracy wheel clean demo-html
+.PHONY: venv demo test fixtures bench accuracy wheel clean demo-html realheaps
 
 $(STAMP): setup.py
 	@echo "make: setting up $(VENV) (pip install -e '.[test]')"
@@ -40,6 +40,10 @@ accuracy: venv
 wheel: venv
 	@$(BIN)/python -m pip wheel -q --no-deps -w dist .
 	@ls dist/gdbext-*.whl
+
+# every real-program heap against glibc's own accounting (make test runs the fast half)
+realheaps: venv
+	GDBEXT_REALHEAPS=all $(BIN)/python -m pytest -q tests/test_real_heaps.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -5,17 +5,20 @@
 ``set gdbext tcache EXPR[,EXPR...]`` impose what the model would otherwise
 find (from debug info, ELF symbols, or by heuristic).  Each thread's TLS
 ``tcache`` pointer is asked of gdb when it can evaluate thread-local
-variables; otherwise the model's own heuristic finds the tcaches.
+variables; otherwise the model's own heuristic finds the tcaches, helped by
+each thread's thread pointer (``fs_base``).  The threads' stack pointers tell
+the mmapped-chunk scan which mappings are thread stacks.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import gdb  # type: ignore[import-not-found]
 
 from gdbext.errors import GdbextError
 from gdbext.gdbmem import GdbInferiorSource
-from gdbext.glibc import GlibcHeap, HeapNotFoundError, Overrides, locate_heap
+from gdbext.glibc import GlibcHeap, HeapNotFoundError, Overrides, ThreadRegs, locate_heap
+from gdbext.specs import REGISTRY
 
 from ._base import parse_address
 
@@ -38,18 +41,39 @@ def _setting(name: str) -> str:
         return ""
 
 
-def thread_tcaches() -> List[int]:
-    """Each thread's TLS ``tcache`` pointer, where gdb can evaluate it (never switches for good)."""
+#: registers that hold the TLS thread pointer (x86-64; other targets: none read, no TLS search)
+_THREAD_POINTER_REGS = ("fs_base",)
+
+
+def _register(frame, names: Sequence[str]) -> Optional[int]:
+    for name in names:
+        try:
+            return int(frame.read_register(name)) & 0xFFFFFFFFFFFFFFFF
+        except (gdb.error, ValueError):
+            continue
+    return None
+
+
+def thread_state() -> Tuple[List[int], List[ThreadRegs]]:
+    """Each thread's TLS ``tcache`` pointer where gdb can evaluate it (libc debug info),
+    and each thread's thread and stack pointers (never switches threads for good)."""
     found: List[int] = []
+    regs: List[ThreadRegs] = []
     inferior = gdb.selected_inferior()
     try:
         original = gdb.selected_thread()
     except gdb.error:
-        return found
+        return found, regs
     try:
         for thread in inferior.threads():
             try:
                 thread.switch()
+                frame = gdb.newest_frame()
+            except gdb.error:
+                continue
+            regs.append(ThreadRegs(thread.ptid[1], _register(frame, _THREAD_POINTER_REGS),
+                                   _register(frame, ("sp",))))
+            try:
                 value = int(gdb.parse_and_eval("(unsigned long)tcache"))
             except gdb.error:
                 continue
@@ -58,7 +82,12 @@ def thread_tcaches() -> List[int]:
     finally:
         if original is not None and original.is_valid():
             original.switch()
-    return found
+    return found, regs
+
+
+def thread_tcaches() -> List[int]:
+    """Each thread's TLS ``tcache`` pointer, where gdb can evaluate it."""
+    return thread_state()[0]
 
 
 def overrides_from_settings() -> Overrides:
@@ -74,10 +103,10 @@ def overrides_from_settings() -> Overrides:
     tcache = _setting("tcache")
     if tcache:
         kwargs["tcaches"] = [parse_address(part) for part in tcache.split(",") if part.strip()]
-    else:
-        tls = thread_tcaches()
-        if tls:
-            kwargs["tcaches"] = tls
+    tls, regs = thread_state()
+    if tls and not tcache:
+        kwargs["tcaches"] = tls
+    kwargs["threads"] = regs
     return Overrides(**kwargs)  # type: ignore[arg-type]
 
 

@@ -171,7 +171,7 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
             user = c.address + 2 * mem.pointer_size
             yield {"heap": labels.get(c.arena, "mmapped") if c.arena is not None else "mmapped",
                    "address": c.address, "user_address": user, "size": c.size, "state": c.state, "bin": c.bin,
-                   "usable": c.usable, "preview": _preview(mem, user, c.size - 2 * mem.pointer_size)}
+                   "flags": c.flags, "usable": c.usable, "preview": _preview(mem, user, c.size - 2 * mem.pointer_size)}
         for u in walker.unparsed:
             yield {"heap": labels.get(u.arena, "?"), "unparsed": (u.start, u.end), "reason": u.reason}
 

@@ -23,7 +23,7 @@ from .checks import CHECK_IDS, CheckReport, check_heap
 from .findings import Findings, Violation
 from .freelists import FreeIndex, FreeList, build_free_index
 from .layouts import GlibcVersion, Layout, LayoutMismatch, cross_check, layout_for
-from .locate import ArenaInfo, GlibcHeap, HeapNotFoundError, Limits, MmappedChunk, Overrides, TcacheInfo, locate_heap
+from .locate import ArenaInfo, GlibcHeap, HeapNotFoundError, Limits, MmappedChunk, Overrides, TcacheInfo, ThreadRegs, locate_heap
 from .segments import HeapMemory, HeapSegment
 from .version import VersionInfo, detect_version
 from .walk import STATES, ArenaSummary, Chunk, HeapSummary, HeapWalker, Unparsed
@@ -49,6 +49,7 @@ __all__ = [
     "MmappedChunk",
     "Overrides",
     "TcacheInfo",
+    "ThreadRegs",
     "locate_heap",
     "HeapMemory",
     "HeapSegment",

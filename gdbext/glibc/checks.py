@@ -41,7 +41,7 @@ from .findings import Findings, Violation
 from .freelists import UNSORTED, FreeIndex, build_free_index
 from .layouts import PREV_INUSE
 from .model import ArenaInfo, GlibcHeap
-from .scan import END, Anomaly, SegmentScan
+from .scan import BREAK, END, Anomaly, SegmentScan
 from .segments import HeapSegment
 from .tunables import malloc_params
 from .walk import Unparsed
@@ -249,6 +249,9 @@ class _Checker:
         self.key: Optional[int] = None
         #: headers the walk could not take (their neighbours' tag checks are moot)
         self.corrupt: Set[int] = set()
+        #: in-use chunks carrying the tcache key, not reported (no broken tcache list)
+        self.stale_keys = 0
+        self._tcache_trouble: Optional[bool] = None
 
     # -- helpers -----------------------------------------------------------------
     def raw(self, address: int, size: Optional[int] = None) -> bytes:
@@ -297,6 +300,17 @@ class _Checker:
                          "overwritten after free (use-after-free write?)", self.arena_of(chunk))
         return {key} if key else set()
 
+    def tcache_trouble(self) -> bool:
+        """Whether a tcache list is broken: only then can an in-use chunk's tcache key
+        mean a node lost from it.  (glibc 2.36 leaves the key in the chunks an exiting
+        thread's tcache flushes into fastbins; one malloc takes back from there
+        still carries it: a live chunk, not a finding.)"""
+        if self._tcache_trouble is None:
+            self._tcache_trouble = any(
+                v.check.startswith("tcache.") or (v.check.startswith("list.") and "tcache" in v.explanation)
+                for v in self.index.findings)
+        return self._tcache_trouble
+
     def arena_of(self, chunk: int) -> Optional[int]:
         seg = self.heap.memory.segment_of(chunk)
         return None if seg is None else seg.arena
@@ -322,6 +336,9 @@ class _Checker:
                 self.segment(arena, seg, keys)
             self.arena_totals(arena)
         self.reconcile()
+        if self.stale_keys:
+            self.notes.append(f"{self.stale_keys} in-use chunks still carry the tcache key (chunks an exited "
+                              "thread's tcache flushed, since reused): no tcache list is broken, so not reported")
 
     def segment(self, arena: ArenaInfo, seg: HeapSegment, keys: Set[int]) -> None:
         heap = self.heap
@@ -356,14 +373,19 @@ class _Checker:
             if i >= scan.stop:
                 break
             an = scan.classify(i)
-            if an.kind == END:
+            if an.kind in (END, BREAK):
                 fw = scan.size_word(i)
                 if fw is not None and not fw & PREV_INUSE and prev_w:
                     # the chunk before the fenceposts is free (an old top freed into a bin)
                     pclear.append(i - ((prev_w & -8) >> sh))
                     if scan.words[i] != prev_w & -8:
                         out.append((_PREV_SIZE, i, prev_w))
-                break
+                if an.kind == END:
+                    break
+                # glibc's own fenceposts (a foreign sbrk() user): valid, the walk goes on after them
+                i = an.resume
+                prev_w = 0
+                continue
             self.corrupt_header(arena, scan, i, an, prev_w)
             self.chunks += 1
             i = an.resume
@@ -385,7 +407,11 @@ class _Checker:
                          "PREV_INUSE is clear right after a corrupt stretch: the chunk before is unknown",
                          arena.address, severity="warning")
         self.cached_seen.update(base + (k << sh) for k in seen if k in cset)
-        out.extend((_STALE_KEY, k, 0) for k in seen if k in kset)
+        stale = [k for k in seen if k in kset]
+        if self.tcache_trouble():
+            out.extend((_STALE_KEY, k, 0) for k in stale)
+        else:
+            self.stale_keys += len(stale)
         for code, pos, pw in out:
             self.loop_violation(arena, scan, code, pos, pw)
         if seg.top is not None:
@@ -561,7 +587,8 @@ class _Checker:
             if top + tsz != heap_end:
                 self.add("top.bounds", top, "size", top + ps,
                          f"top ends at {top + tsz:#x}, its heap at {heap_end:#x}", a)
-        elif arena.is_main and self.heap.sbrk_base and top + tsz > self.heap.sbrk_base + arena.system_mem + lay.malloc_alignment:
+        elif arena.is_main and self.heap.sbrk_base and not arena.flags & 2 \
+                and top + tsz > self.heap.sbrk_base + arena.system_mem + lay.malloc_alignment:
             self.add("top.bounds", top, "size", top + ps,
                      f"top ends at {top + tsz:#x}, beyond sbrk_base + system_mem "
                      f"{self.heap.sbrk_base + arena.system_mem:#x}", a)
@@ -599,6 +626,8 @@ class _Checker:
                         an = scan.classify(i)
                         if an.kind == END:
                             break
+                        if an.kind == BREAK:
+                            out.add(scan.addr(i))  # the fencepost closing the stretch
                         j = an.resume
                     else:
                         out.add(scan.addr(i))

@@ -48,9 +48,10 @@ _MIN_VOTES = 4  #: empty bins needed before a candidate arena is validated
 _MAX_VALIDATIONS = 1024  #: candidates validated per region
 
 
-def _data_regions(source: MemorySource) -> List[Region]:
+def _data_regions(source: MemorySource, stacks: Sequence[int] = ()) -> List[Region]:
     rw = [r for r in source.regions() if "w" in r.perms and r.perms.startswith("r") and r.size <= MAX_DATA_REGION]
-    rw = [r for r in rw if not r.path.startswith("[stack")]
+    # thread stacks (a region holding a thread's stack pointer) hold no malloc global
+    rw = [r for r in rw if not r.path.startswith("[stack") and not any(r.start <= sp < r.end for sp in stacks)]
     # file-backed data first (libc's .data, the binary's .data/.bss), then small to large
     rw.sort(key=lambda r: (r.path == "", r.size, r.start))
     return rw
@@ -63,9 +64,9 @@ def _read_region(source: MemorySource, region: Region) -> Any:
         return None
 
 
-def _scanned_regions(source: MemorySource, budget: int) -> Iterator[Tuple[Region, Any]]:
+def _scanned_regions(source: MemorySource, budget: int, stacks: Sequence[int] = ()) -> Iterator[Tuple[Region, Any]]:
     """``(region, buffer)`` of each readable data region, until ``budget`` bytes were read."""
-    for region in _data_regions(source):
+    for region in _data_regions(source, stacks):
         if budget <= 0:
             break
         budget -= region.size
@@ -127,17 +128,19 @@ def validate_arena(source: MemorySource, layout: Layout, addr: int) -> Optional[
     return score, nxt, top
 
 
-def find_arenas(source: MemorySource, layout: Layout, budget: int = SCAN_BUDGET) -> List[ArenaCandidate]:
+def find_arenas(source: MemorySource, layout: Layout, budget: int = SCAN_BUDGET,
+                stacks: Sequence[int] = ()) -> List[ArenaCandidate]:
     """Validated ``malloc_state`` candidates in writable data, best first.
 
     :param layout: any 2.27+ layout of the target's pointer size (malloc_state
         did not change between 2.27 and 2.41).
     :param budget: bytes the scan may read.
+    :param stacks: the threads' stack pointers (their stacks are not scanned).
     """
     ps = layout.pointer_size
     bins_off = layout.malloc_state["bins"]
     found: Dict[int, ArenaCandidate] = {}
-    for region, buf in _scanned_regions(source, budget):
+    for region, buf in _scanned_regions(source, budget, stacks):
         words = word_view(buf, ps, source.byteorder)
         votes: Counter[int] = Counter()
         n = len(words)
@@ -218,7 +221,7 @@ def mp_layout_score(source: MemorySource, layout: Layout, addr: int) -> int:
 
 
 def find_mp(
-    source: MemorySource, layouts: Sequence[Layout], budget: int = SCAN_BUDGET
+    source: MemorySource, layouts: Sequence[Layout], budget: int = SCAN_BUDGET, stacks: Sequence[int] = ()
 ) -> Optional[Tuple[int, Layout]]:
     """``(address, layout)`` of ``mp_`` found by its default tcache constants, or None.
 
@@ -226,7 +229,7 @@ def find_mp(
     """
     best: Optional[Tuple[int, int, Layout]] = None
     patterns = sorted({_mp_pattern(lay) for lay in layouts})
-    for region, buf in _scanned_regions(source, budget):
+    for region, buf in _scanned_regions(source, budget, stacks):
         data = bytes(buf)
         for pattern in patterns:
             pos = data.find(pattern)

@@ -33,7 +33,8 @@ from .layouts import (
     shape_representatives,
     table_releases,
 )
-from .mmapped import PAGE, MmappedLocator
+from .mainheap import NONCONTIGUOUS_BIT, find_stretches, stretch_candidates
+from .mmapped import PAGE, MmappedLocator, thread_ranges
 from .model import (
     ArenaInfo,
     GlibcHeap,
@@ -42,6 +43,7 @@ from .model import (
     MmappedChunk,
     Overrides,
     TcacheInfo,
+    ThreadRegs,
     struct_field,
     struct_words,
 )
@@ -129,9 +131,10 @@ class _Locator(TcacheLocator, MmappedLocator):
         sbrk = ov.sbrk_base if ov.sbrk_base is not None else mp_values.get("sbrk_base") or None
         hms = self.heap_max_size(layout, mp_values)
         memory = HeapMemory(self.src)
-        for arena in arenas:
+        # thread arenas first: a non-contiguous main arena's stretches are searched outside their heaps
+        for arena in sorted(arenas, key=lambda a: a.is_main):
             if arena.is_main:
-                self.main_segment(layout, arena, sbrk)
+                self.main_segment(layout, arena, sbrk, memory)
             else:
                 self.heap_segments(layout, arena, hms, {a.address for a in arenas})
             for seg in arena.segments:
@@ -178,13 +181,15 @@ class _Locator(TcacheLocator, MmappedLocator):
         return heap
 
     def _heads_own_heap(self, arena: int, hms: int) -> bool:
+        """``arena`` lies in a thread arena's heap: the heap_info at the start of its
+        HEAP_MAX_SIZE-aligned block names a malloc_state right after itself (the
+        scan also votes for bases shifted by whole bins from a thread arena)."""
         h = arena & ~(hms - 1)
-        if arena - h > 0x40:
-            return False
         try:
-            return self.src.read_pointer(h) == arena
+            ar_ptr = self.src.read_pointer(h)
         except MemoryReadError:
             return False
+        return 0 < ar_ptr - h <= 0x40 and ar_ptr % self.ps == 0 and ar_ptr <= arena < ar_ptr + 0x800
 
     def heap_info_size(self, probe: Layout, arenas: List[ArenaInfo]) -> Optional[int]:
         """sizeof(heap_info) as a non-main arena's offset in its heap shows it (it follows the heap_info)."""
@@ -195,6 +200,9 @@ class _Locator(TcacheLocator, MmappedLocator):
                 return off
         return None
 
+    def stack_pointers(self) -> List[int]:
+        return [th.stack_pointer for th in self.ov.threads or () if th.stack_pointer]
+
     def find_main(self, probe: Layout) -> Tuple[int, str]:
         if self.ov.main_arena is not None:
             return self.ov.main_arena, "override"
@@ -203,7 +211,8 @@ class _Locator(TcacheLocator, MmappedLocator):
             return addr, "symbol"
         # release unknown: each malloc_state shape mp_ allows, the older first (see arena_shapes)
         probes = [probe] if self.version_known else self.state_shapes
-        cands = [c for lay in probes for c in find_arenas(self.src, lay, self.limits.scan_budget)]
+        stacks = self.stack_pointers()
+        cands = [c for lay in probes for c in find_arenas(self.src, lay, self.limits.scan_budget, stacks)]
         cands.sort(key=lambda c: (-c.score, -c.votes))
         if not cands:
             raise HeapNotFoundError(
@@ -254,7 +263,7 @@ class _Locator(TcacheLocator, MmappedLocator):
             scored = [(mp_layout_score(self.src, lay, addr), -i, lay) for i, lay in enumerate(shapes)]
             return addr, how, max(scored, key=lambda t: (t[0], t[1]))[2]
         found = find_mp(self.src, [probe] + [s for s in shapes if s is not probe] if vinfo.version is not None
-                        else shapes, self.limits.scan_budget)
+                        else shapes, self.limits.scan_budget, self.stack_pointers())
         if found is None:
             self.notes.append("mp_ not found: the main heap starts at its mapping (sbrk_base unknown)")
             return None, "missing", None
@@ -353,13 +362,17 @@ class _Locator(TcacheLocator, MmappedLocator):
                            f"arena ring longer than {self.limits.max_arenas} arenas", cur.address)
         return arenas
 
-    def main_segment(self, layout: Layout, arena: ArenaInfo, sbrk: Optional[int]) -> None:
+    def main_segment(self, layout: Layout, arena: ArenaInfo, sbrk: Optional[int], memory: HeapMemory) -> None:
         top = arena.top
         if not top and not sbrk and not arena.system_mem and not any(arena.bins):
             arena.initialized = False
             self.notes.append("main_arena is not initialised: the program never called malloc")
             return
         top_region = self.src.region_of(top) if top else None
+        if arena.flags & NONCONTIGUOUS_BIT and top_region is not None and \
+                not (sbrk and top_region.start <= sbrk < self._plain_extent(top_region.start)):
+            self.main_stretches(layout, arena, sbrk, memory)
+            return
         exact = True
         if sbrk:
             start = layout.first_chunk(sbrk)
@@ -386,6 +399,45 @@ class _Locator(TcacheLocator, MmappedLocator):
             if end > extent or end < top + layout.minsize:
                 end = extent
         arena.segments.append(HeapSegment(start, end, arena.address, None, top_in, None, exact))
+
+    def _plain_extent(self, address: int) -> int:
+        """End of the run of adjacent regions like the one holding ``address`` (same
+        permissions and path: a core may split one mapping; a blocker page differs)."""
+        region = self.src.region_of(address)
+        if region is None:
+            return address
+        end = region.end
+        for _ in range(1 << 16):
+            nxt = self.src.region_of(end)
+            if nxt is None or nxt.perms != region.perms or nxt.path != region.path:
+                break
+            end = nxt.end
+        return end
+
+    def main_stretches(self, layout: Layout, arena: ArenaInfo, sbrk: Optional[int], memory: HeapMemory) -> None:
+        """A non-contiguous main arena: the sbrk heap (up to its fenceposts) plus the
+        stretches glibc mapped with mmap (see :mod:`~gdbext.glibc.mainheap`)."""
+        skip = [(seg.base, seg.end) for seg in memory.segments] + thread_ranges(self.src, self.ov.threads or ())
+        own = 0
+        if sbrk:
+            start = layout.first_chunk(sbrk)
+            end = self._plain_extent(sbrk)
+            if end - start >= layout.minsize:
+                arena.segments.append(HeapSegment(start, end, arena.address, None, None, None, True))
+                skip.append((sbrk, end))
+                own = end - sbrk
+        budget = min(max(arena.system_mem, 0) * 2 + (16 << 20), self.limits.max_resync_bytes * 4)
+        stretches = find_stretches(self.src, layout, arena.address, arena.top, arena.system_mem - own,
+                                   stretch_candidates(self.src.regions(), arena.top, skip), budget)
+        arena.segments.extend(stretches)
+        total = own + sum(seg.end - seg.start for seg in stretches)
+        if not any(seg.top is not None for seg in stretches):
+            self.violation("arena.top", None, arena.address, "top", arena.address + layout.malloc_state["top"],
+                           self.ps, f"top {arena.top:#x} of the non-contiguous main_arena ends no stretch found",
+                           arena.address)
+        if total != arena.system_mem:
+            self.notes.append(f"non-contiguous main_arena: {len(arena.segments)} stretches hold {total:#x} bytes, "
+                              f"system_mem says {arena.system_mem:#x}")
 
     def heap_segments(self, layout: Layout, arena: ArenaInfo, hms: int, ring: Set[int]) -> None:
         hi = layout.heap_info

@@ -19,6 +19,7 @@ from .version import VersionInfo
 __all__ = [
     "HeapNotFoundError",
     "Overrides",
+    "ThreadRegs",
     "Limits",
     "ArenaInfo",
     "TcacheInfo",
@@ -33,12 +34,28 @@ class HeapNotFoundError(GdbextError):
     """No glibc heap could be located (no main_arena, or malloc never ran)."""
 
 
+@dataclass(frozen=True)
+class ThreadRegs:
+    """What one thread's registers tell about its memory.
+
+    :ivar thread_pointer: the TLS thread pointer (``fs_base`` on x86-64), or None.
+    :ivar stack_pointer: the stack pointer, or None.
+    """
+
+    tid: int
+    thread_pointer: Optional[int] = None
+    stack_pointer: Optional[int] = None
+
+
 @dataclass
 class Overrides:
     """Addresses and facts a user (or a gdb parameter) imposes; None means "find it".
 
     :ivar tcaches: ``tcache_perthread_struct`` addresses, e.g. the value of
         each thread's TLS ``tcache`` as evaluated by a gdb adapter.
+    :ivar threads: each thread's registers (a gdb adapter reads them from the
+        process or the core): the TLS tcache slot and the thread stacks are
+        found from them.
     :ivar debug_offsets: ``{struct: {field: offset, "__sizeof__": n}}`` from
         debug info, cross-checked against (and preferred to) the tables.
     """
@@ -55,6 +72,7 @@ class Overrides:
     debug_offsets: Optional[Mapping[str, Mapping[str, int]]] = None
     scan_mmapped: bool = True
     tcache_heuristic: bool = True
+    threads: Optional[Sequence[ThreadRegs]] = None
 
 
 @dataclass(frozen=True)

@@ -21,16 +21,22 @@ from typing import Any, Container, NamedTuple, Optional, Tuple
 from .layouts import NON_MAIN_ARENA, Layout
 from .segments import HeapSegment
 
-__all__ = ["SegmentScan", "Anomaly", "END", "CORRUPT"]
+__all__ = ["SegmentScan", "Anomaly", "END", "CORRUPT", "BREAK"]
 
 END = "end"
 CORRUPT = "corrupt"
+_PAGE = 4096
+#: glibc's two fenceposts inside the main heap: another sbrk() user moved the break, and
+#: sysmalloc closed the old stretch (freeing the old top) and went on after the foreign bytes
+BREAK = "break"
 
 
 class Anomaly(NamedTuple):
     """What a bad position turned out to be.
 
-    :ivar kind: :data:`END` (fenceposts or NULL size ending a heap) or :data:`CORRUPT`.
+    :ivar kind: :data:`END` (fenceposts or NULL size ending a heap), :data:`BREAK`
+        (fenceposts closing a stretch of the main heap; chunks go on at ``resume``)
+        or :data:`CORRUPT`.
     :ivar resume: word index where walking continues (``stop`` when the rest is lost).
     :ivar fenceposts: fencepost headers seen (``END`` only).
     :ivar reason: one line.
@@ -130,6 +136,17 @@ class SegmentScan:
                 return 2
         return 0
 
+    def sbrk_fenceposts(self, i: int) -> bool:
+        """The two fenceposts sysmalloc writes when the break moved under it (a foreign
+        sbrk() user): ``CHUNK_HDR_SZ`` headers (the second with PREV_INUSE; the first
+        loses it when the old top before them was freed) ending the stretch at a page
+        boundary, where the old break was."""
+        hdr = 2 * self.ps
+        w1 = self.size_word(i)
+        w2 = self.size_word(i + (hdr >> self.sh))
+        return (w1 is not None and w2 is not None and w1 & ~1 == hdr and w2 == hdr | 1
+                and (self.addr(i) + 2 * hdr) % _PAGE == 0)
+
     def end_fenceposts(self, i: int) -> int:
         """:meth:`fenceposts` at ``i`` when they can be the ones ending this heap, else 0.
 
@@ -178,9 +195,12 @@ class SegmentScan:
         if w is None:
             return Anomaly(END, self.stop, 0, "end of buffer", "bounds")
         sz = w & ~7
-        if self.top is not None and self.main and self.fenceposts(i) == 2:
-            reason, code = "fenceposts inside the main heap (non-contiguous sbrk)", "fencepost"
-        elif sz < self.minsize:
+        if self.top is not None and self.main and self.sbrk_fenceposts(i):
+            after = i + 2 * ((2 * self.ps) >> self.sh)
+            # the foreign bytes end where the new stretch's first chunk is (or top)
+            resume = self.resync(after, inclusive=True)
+            return Anomaly(BREAK, resume, 2, "fenceposts: another sbrk() user moved the break", "fencepost")
+        if sz < self.minsize:
             reason, code = f"size {sz:#x} below MINSIZE {self.minsize:#x}", "minsize"
         elif sz & self.layout.align_mask:
             reason, code = f"size {sz:#x} is not a multiple of {self.layout.malloc_alignment}", "alignment"

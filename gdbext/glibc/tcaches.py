@@ -4,28 +4,37 @@
 """Tcache location and tcache-based release evidence (a mixin of the locator).
 
 A thread's ``tcache_perthread_struct`` is found from the TLS ``tcache``
-pointers a gdb adapter evaluates (:attr:`Overrides.tcaches`) and, unless
-disabled, from the heuristic that the first chunk of an arena's first heap is
-the tcache of the thread that created the arena (0x290 bytes on 2.30+ x86-64,
-0x250 before).  A candidate is kept when its counts fit and most bin heads are
-aligned heap pointers, so one smashed head does not hide the tcache.
+pointers a gdb adapter evaluates through debug info (:attr:`Overrides.tcaches`);
+those are all the live ones, and nothing is guessed then.  Without them (no
+libc debug info): the first chunk of an arena's first heap is the tcache of
+the thread that created the arena (0x290 bytes on 2.30+ x86-64, 0x250
+before), and each thread's TLS slot, at an offset from its thread pointer
+recovered from those first chunks, names the tcaches of threads that share an
+arena.  A candidate is kept only when its chunk is in use (an exited thread's
+tcache is freed) and its counts and heads fit (strict, but one smashed head
+does not hide the tcache: the free-list walk reports it).
 """
 from __future__ import annotations
 
 from collections import Counter
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import MemoryReadError
 from ..memory import MemorySource
 from .heuristics import VersionEvidence, infer_version
 from .layouts import GlibcVersion, Layout, shape_representatives
-from .model import ArenaInfo, Overrides, TcacheInfo, struct_field
-from .segments import ByteOrder, HeapMemory
+from .model import ArenaInfo, Overrides, TcacheInfo, ThreadRegs, struct_field
+from .segments import ByteOrder, HeapMemory, word_view
 
 __all__ = ["TcacheLocator", "MAX_TCACHE_SCAN"]
 
 #: bytes of each heap segment searched for 2.43 tcaches (not the first chunk there)
 MAX_TCACHE_SCAN = 4 << 20
+
+#: bytes below each thread pointer searched for libc's TLS ``tcache`` slot (the static TLS block)
+_TLS_WINDOW = 0x2000
+#: offsets (best voted first) tried as the TLS slot
+_TLS_CANDIDATES = 8
 
 
 class TcacheLocator:
@@ -55,23 +64,68 @@ class TcacheLocator:
         entries = tuple(struct_field(data, tp, "entries", self.order, i) for i in range(layout.tcache_bins))
         return TcacheInfo(addr, how, counts, entries, arena)
 
-    def _plausible_tcache(self, layout: Layout, t: TcacheInfo, memory: HeapMemory) -> bool:
-        """Counts in range and most bin heads aligned heap pointers (a corrupted
-        head or two must not hide the tcache: the free-list walk reports them)."""
+    def _plausible_tcache(self, layout: Layout, t: TcacheInfo, memory: HeapMemory,
+                          max_count: Optional[int] = None) -> bool:
+        """Whether ``t`` can be a live thread's tcache.
+
+        Its chunk must be in use (the next chunk's PREV_INUSE set: the freed
+        tcache of an exited thread goes to a regular bin, or into top), and
+        nearly every bin consistent: a count within ``mp_.tcache_count`` (the
+        uint16/char width when unknown), a head for each count and a count for
+        each head, the head an aligned heap pointer.  Two bad bins (or a quarter
+        of the good ones) are tolerated, since the free-list walk reports them;
+        a whole struct of stray words is not.
+        """
+        if not self._tcache_chunk_in_use(layout, t.address, memory):
+            return False
         limit = 0xFF if layout.tcache_count_size == 1 else 0xFFFF
+        fill = self.tcache_fill or layout.default_tcache_count
+        max_count = max_count or self.tcache_fill
+        if max_count:
+            limit = min(limit, max_count)
         good = bad = 0
-        for count, entry in zip(t.counts, t.entries):
-            if count > limit:
-                return False
-            if entry == 0:
+        for raw, entry in zip(t.counts, t.entries):
+            count = layout.tcache_held(raw, fill)  # counts[] before 2.42, fill - num_slots[] since
+            if count > limit or count < 0:
+                bad += 1  # a smashed count: reported by the free-list walk
                 continue
-            if layout.aligned_ok(entry - layout.chunk_hdr) and memory.segment_of(entry) is not None:
+            if entry == 0:
+                if count:
+                    bad += 1
+                continue
+            if count and layout.aligned_ok(entry - layout.chunk_hdr) and memory.segment_of(entry) is not None:
                 good += 1
             else:
                 bad += 1
         return bad <= max(2, good // 4)
 
-    def find_tcaches(self, layout: Layout, arenas: Sequence[ArenaInfo], memory: HeapMemory) -> List[TcacheInfo]:
+    def _tcache_chunk_in_use(self, layout: Layout, address: int, memory: HeapMemory) -> bool:
+        """The tcache_perthread_struct at ``address`` sits in an in-use chunk of a tcache's size."""
+        ps = self.ps
+        raw = memory.word(address - ps)
+        if raw is None or self._tcache_size_class(layout, raw & ~7) is None:
+            return False
+        nxt = memory.word(address - layout.chunk_hdr + (raw & ~7) + ps)
+        return nxt is not None and bool(nxt & 1)
+
+    def _tcache_size_class(self, layout: Layout, size: int) -> Optional[int]:
+        """The tcache chunk size a chunk of ``size`` can hold, or None.  A chunk taken
+        from a bin is not split when the rest would be below MINSIZE: a tcache
+        may sit in a chunk up to MINSIZE - MALLOC_ALIGNMENT bigger."""
+        for want in self._tcache_sizes(layout):
+            if want <= size < want + layout.minsize:
+                return want
+        return None
+
+    def _tcache_sizes(self, layout: Layout) -> Tuple[int, ...]:
+        if self.ov.version is not None:
+            return (layout.tcache_chunk_size,)
+        return (layout.tcache_chunk_size, *sorted(self._tcache_shapes()))
+
+    def find_tcaches(self, layout: Layout, arenas: Sequence[ArenaInfo], memory: HeapMemory,
+                     max_count: Optional[int] = None) -> List[TcacheInfo]:
+        """Every live thread's tcache: the TLS values a gdb adapter read (debug info),
+        else the first chunk of each arena plus each thread's TLS slot (thread pointers)."""
         out: List[TcacheInfo] = []
         seen = set()
         for addr in self.ov.tcaches or ():
@@ -86,8 +140,8 @@ class TcacheLocator:
                 continue  # 2.43: a thread without a tcache points at libc's zeroed static dummy
             seen.add(addr)
             out.append(t)
-        if not self.ov.tcache_heuristic:
-            return out
+        if out or not self.ov.tcache_heuristic:
+            return out  # debug info named every live thread's tcache: guessing could only add dead ones
         if not layout.facts.tcache_first_chunk:
             return out + self._scan_tcaches(layout, arenas, memory, seen)
         want = layout.tcache_chunk_size
@@ -110,13 +164,105 @@ class TcacheLocator:
             addr = first.start + layout.chunk_hdr
             if addr in seen:
                 continue
-            lay = layout if size == want else shapes[size]
+            lay = self._layout_for_tcache_size(layout, size)
             t = self.read_tcache(lay, addr, "first-chunk", arena.address)
-            if t is None or not self._plausible_tcache(lay, t, memory):
+            if t is None or not self._plausible_tcache(lay, t, memory, max_count):
                 continue
             seen.add(addr)
             out.append(t)
+        threads = [th for th in self.ov.threads or () if th.thread_pointer]
+        if threads:
+            out.extend(self._tls_tcaches(layout, threads, out, memory, max_count))
         return out
+
+    def _tcache_shapes(self) -> Dict[int, Layout]:
+        """Tcache chunk size -> a layout with that tcache_perthread_struct."""
+        shapes: Dict[int, Layout] = {}
+        for version in shape_representatives("tcache_perthread", self.ps):
+            shapes.setdefault(self.layout(version).tcache_chunk_size, self.layout(version))
+        return shapes
+
+    def _layout_for_tcache_size(self, layout: Layout, size: int) -> Layout:
+        if size == layout.tcache_chunk_size:
+            return layout
+        return self._tcache_shapes().get(size, layout)
+
+    def _tls_tcaches(self, layout: Layout, threads: Sequence[ThreadRegs], known: Sequence[TcacheInfo],
+                     memory: HeapMemory, max_count: Optional[int]) -> List[TcacheInfo]:
+        """The tcaches the threads' TLS ``tcache`` slots point to.
+
+        libc's ``tcache`` is an initial-exec TLS variable, at the same offset
+        from every thread's thread pointer (x86-64: below ``fs_base``, in the
+        static TLS block).  The offset is recovered from the heap's own layout:
+        the word that holds a tcache already found (an arena's first chunk) in
+        a thread's TLS block, and that in every other thread holds NULL (the
+        thread never allocated) or a plausible live tcache.
+        """
+        anchors = {t.address for t in known}
+        blocks: List[Tuple[int, Any]] = []  # (thread pointer - window start, words)
+        hits: Counter[int] = Counter()
+        for th in threads:
+            tp = th.thread_pointer or 0
+            region = self.src.region_of(tp - 1)
+            if region is None:
+                continue
+            lo = max(tp - _TLS_WINDOW, region.start, 0)  # one mapping: a core may not hold the next one
+            try:
+                data = self.src.read(lo, tp - lo)
+            except MemoryReadError:
+                continue
+            words = word_view(data, self.ps, self.order)
+            blocks.append((tp - lo, words))
+            for k, w in enumerate(words):
+                if w in anchors:
+                    hits[lo + k * self.ps - tp] += 1
+        if not hits:
+            self.notes.append(f"tcache TLS slot not found in the {len(threads)} threads' TLS blocks: "
+                              "tcaches of threads sharing an arena may be missing")
+            return []
+        best: Optional[Tuple[int, int, int, List[int], int]] = None
+        for off, n in hits.most_common(_TLS_CANDIDATES):
+            found: List[int] = []
+            stray = 0
+            for rel, words in blocks:
+                k = (rel + off) // self.ps
+                if not 0 <= k < len(words):
+                    continue
+                value = words[k]
+                if value == 0:
+                    continue
+                if value in anchors or self._live_tcache_at(layout, value, memory, max_count):
+                    found.append(value)
+                else:
+                    stray += 1
+            rank = (-stray, n, len(found), found, off)
+            if best is None or rank[:3] > best[:3]:
+                best = rank
+        assert best is not None
+        stray, found, off = -best[0], best[3], best[4]
+        if stray:
+            self.notes.append(f"{stray} of {len(blocks)} threads' TLS tcache slot (thread pointer {off:+#x}) "
+                              "holds no plausible tcache: their tcaches were not found")
+        out: List[TcacheInfo] = []
+        for addr in dict.fromkeys(found):
+            if addr in anchors:
+                continue
+            seg = memory.segment_of(addr)
+            size = self._tcache_size_class(layout, (memory.word(addr - self.ps) or 0) & ~7) or 0
+            t = self.read_tcache(self._layout_for_tcache_size(layout, size), addr, "tls", seg.arena if seg else None)
+            if t is not None:
+                out.append(t)
+        return out
+
+    def _live_tcache_at(self, layout: Layout, addr: int, memory: HeapMemory, max_count: Optional[int]) -> bool:
+        if addr % self.ps or memory.segment_of(addr) is None:
+            return False
+        size = self._tcache_size_class(layout, (memory.word(addr - self.ps) or 0) & ~7)
+        if size is None:
+            return False
+        lay = self._layout_for_tcache_size(layout, size)
+        t = self.read_tcache(lay, addr, "tls", None)
+        return t is not None and self._plausible_tcache(lay, t, memory, max_count)
 
     def _scan_tcaches(self, layout: Layout, arenas: Sequence[ArenaInfo], memory: HeapMemory,
                       seen: "set[int]") -> List[TcacheInfo]:

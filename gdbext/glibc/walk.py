@@ -32,7 +32,7 @@ from typing import Any, Collection, Dict, Iterator, List, NamedTuple, Optional, 
 from .freelists import FASTBIN, TCACHE, FreeIndex, build_free_index
 from .layouts import PREV_INUSE
 from .model import ArenaInfo, GlibcHeap
-from .scan import END, SegmentScan
+from .scan import BREAK, END, SegmentScan
 from .segments import HeapSegment
 
 __all__ = [
@@ -111,6 +111,9 @@ class ArenaSummary:
     #: chunks the bin lists hold, to compare with ``free_kinds["bins"][0]`` (boundary
     #: tags); -1 when the bins were not walked
     bins_listed: int = 0
+    #: bytes of memory its segments span, from each segment's base (``mp_.sbrk_base``
+    #: or the heap_info) to its end: what glibc counts in ``system_mem``
+    system_bytes: int = 0
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -125,6 +128,7 @@ class ArenaSummary:
             "fenceposts": self.fenceposts,
             "unparsed_bytes": self.unparsed_bytes,
             "bins_listed": self.bins_listed,
+            "system_bytes": self.system_bytes,
         }
 
 
@@ -210,6 +214,14 @@ class HeapWalker:
             self._unparsed_keys.add((start, end))
             self.unparsed.append(Unparsed(start, end, arena, reason))
 
+    def _note_foreign(self, scan: SegmentScan, i: int, resume: int) -> None:
+        """Bytes between glibc's fenceposts at ``i`` and the next stretch of the main heap."""
+        start = scan.addr(i) + 4 * scan.ps
+        note = (f"main heap: fenceposts at {scan.addr(i):#x}, then {scan.addr(resume) - start:#x} bytes that are "
+                f"not malloc's (another sbrk() user) up to {scan.addr(resume):#x}")
+        if note not in self.notes:
+            self.notes.append(note)
+
     def _first(self, scan: SegmentScan) -> int:
         """Where the chunks of a segment start (searched when the start is a guess)."""
         if scan.segment.exact_start:
@@ -294,6 +306,10 @@ class HeapWalker:
                     an = scan.classify(i)
                     if an.kind == END:
                         break
+                    if an.kind == BREAK:
+                        self._note_foreign(scan, i, an.resume)
+                        i = an.resume
+                        continue
                     self._note_unparsed(scan, i, an.resume, a_addr, an.reason)
                     span = scan.addr(an.resume) - scan.addr(i)
                     if (want_state is None or CORRUPT_STATE in want_state) and want_bins is None \
@@ -343,9 +359,19 @@ class HeapWalker:
         out.notes.extend(self.notes)
         return out
 
+    def _segment_base(self, seg: HeapSegment) -> int:
+        """Where glibc's count of a segment's memory starts."""
+        if seg.heap_info is not None:
+            return seg.heap_info
+        sbrk = self.heap.sbrk_base
+        if sbrk and sbrk <= seg.start and seg.start - sbrk < self.heap.layout.malloc_alignment * 2:
+            return sbrk
+        return seg.base
+
     def _summarize_arena(self, ar: ArenaInfo, index: FreeIndex) -> ArenaSummary:
         res = ArenaSummary(ar.address, "main_arena" if ar.is_main else f"arena@{ar.address:#x}", len(ar.segments))
         res.bins_listed = sum(fl.length for fl in index.lists if fl.regular and fl.arena == ar.address)
+        res.system_bytes = sum(seg.end - self._segment_base(seg) for seg in ar.segments)
         lists = index.lists
         raw_sizes: List[int] = []  # raw size words (flag bits included)
         tagfree: List[int] = []
@@ -369,12 +395,17 @@ class HeapWalker:
                 if i >= scan.stop:
                     break
                 an = scan.classify(i)
-                if an.kind == END:
+                if an.kind in (END, BREAK):
                     res.fenceposts += an.fenceposts
                     fw = scan.size_word(i)
                     if fw is not None and not fw & PREV_INUSE and prev_w:
                         tagfree.append(prev_w)  # an old top freed into a bin before the fenceposts
-                    break
+                    if an.kind == END:
+                        break
+                    self._note_foreign(scan, i, an.resume)
+                    i = an.resume
+                    prev_w = 0
+                    continue
                 self._note_unparsed(scan, i, an.resume, ar.address, an.reason)
                 span = scan.addr(an.resume) - scan.addr(i)
                 corrupt[0] += 1
