@@ -22,6 +22,10 @@ REVIEWED = {
     ("gdbext/testing.py", "step"): "test commands written by the test author",
     ("commands/scaffold.py", "lookup_type"): "the type name the user typed",
     ("commands/_roots.py", "_data_symbol_names"): "an objfile path, quoted, refused if it holds control characters",
+    ("commands/_pools.py", "_in_this_program"): "the pool root from the user's spec file",
+    ("commands/_pools.py", "slot_type_size"): "the slots' first expression from the user's spec file",
+    ("commands/scaffold.py", "_macros"): "a fixed command: 'info macros main' or 'info macros'",
+    ("commands/scaffold.py", "pool_shape"): "the variable name the user typed after --pool",
 }
 
 
