@@ -25,6 +25,8 @@ setup(
         "pyelftools>=0.29,<1",
         "construct>=2.10.60,<2.11",
         "capstone>=5.0,<6",
+        "zstandard>=0.19,<1",
+        "lz4>=4.0,<5",
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.50"],
