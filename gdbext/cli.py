@@ -8,11 +8,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from . import __version__
+from .decompress import DEFAULT_MAX_CORE_SIZE, parse_size
 from .errors import GdbextError
 from .gdbrun import has_traceback, run_gdb
+
+if TYPE_CHECKING:
+    from .triage.runner import TriageResult
 
 __all__ = ["main", "build_parser"]
 
@@ -53,26 +57,38 @@ def _cmd_scaffold(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _say_incomplete(result: "TriageResult") -> None:
+    """One stderr line when a report without findings cannot be called clean (exit 2, not 0)."""
+    if result.report is not None and result.incomplete and not result.report.get("findings"):
+        print(f"gdbext: {result.core}: not analysed in full: {result.incomplete[0]}", file=sys.stderr)
+
+
 def _cmd_triage(args: argparse.Namespace) -> int:
     """Triage BINARY CORE, or every core of --dir: report, findings, crash signature."""
     from .triage.formats import render
-    from .triage.runner import batch_document, batch_exit_code, triage_core, triage_directory
+    from .triage.pairing import scan_directory
+    from .triage.runner import batch_document, batch_exit_code, triage_core, triage_scan
 
     if args.dir is not None:
         if args.binary or args.core:
             raise GdbextError("give BINARY CORE or --dir DIR, not both")
-        results = triage_directory(args.dir, pools=args.pools, workers=max(1, args.jobs), timeout=args.timeout)
+        scan = scan_directory(args.dir, follow_symlinks=args.follow_symlinks)
+        results = triage_scan(scan, args.pools, max(1, args.jobs), args.timeout, skip_ok=args.skip_ok,
+                              max_core_size=args.max_core_size)
         for res in results:
             if res.error is not None:
                 print(f"gdbext: {res.error}", file=sys.stderr)
-        doc, code = batch_document(results), batch_exit_code(results)
+            _say_incomplete(res)
+        doc, code = batch_document(results, scan.skipped), batch_exit_code(results)
     else:
         if not (args.binary and args.core):
             raise GdbextError("give BINARY CORE (or --dir DIR)")
-        result = triage_core(args.core, args.binary, pools=args.pools, timeout=args.timeout)
+        result = triage_core(args.core, args.binary, pools=args.pools, timeout=args.timeout,
+                             max_core_size=args.max_core_size)
         if result.report is None:
             raise GdbextError(result.error or "triage failed")
         doc, code = result.report, result.exit_code
+        _say_incomplete(result)
     text = render(doc, args.format)
     if args.output is None:
         sys.stdout.write(text)
@@ -83,6 +99,13 @@ def _cmd_triage(args: argparse.Namespace) -> int:
         except OSError as err:
             raise GdbextError(f"cannot write {args.output}: {err.strerror}") from None
     return code
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,7 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json", "markdown", "sarif"), default="text")
     p.add_argument("--jobs", "-j", type=int, default=1, metavar="N", help="cores analysed in parallel")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report here (default: stdout)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds gdb may take per core")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds per core: the checks before gdb and gdb together")
+    p.add_argument("--max-core-size", type=_size, default=DEFAULT_MAX_CORE_SIZE, metavar="SIZE",
+                   help="cap on a decompressed core, e.g. 32G (default 16G)")
+    p.add_argument("--skip-ok", action="store_true",
+                   help="with --dir: a core that has to be skipped (FIFO, link out of DIR...) does not make exit 2")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="with --dir: follow symbolic links that lead out of DIR")
     p.set_defaults(func=_cmd_triage)
     return parser
 

@@ -1,0 +1,177 @@
+# gdbext/triage/precheck.py - every step before gdb (decompression, reading
+# the core's headers and notes, pairing, the binary checks) in a child process
+# under a time and an address-space limit, so a hostile core cannot make the
+# triage hang or swallow the machine before gdb's own timeout applies.
+"""The checks made before gdb, run in a budgeted child process.
+
+:func:`checked_inputs` forks a child that decompresses the core (when it is
+compressed) into a temporary file owned by the parent, reads it
+(:func:`~.pairing.inspect_core`), pairs it with a binary when none was given
+(:func:`~.pairing.choose_binary`), checks the binary and the pair
+(:func:`~.pairing.check_binary`, :func:`~.pairing.check_match`,
+:func:`~.verify.verify_binary`) and sends back a :class:`Checked`.  The
+child runs under ``RLIMIT_AS`` (its address space at the fork, plus the
+core's size for the read-only mapping, plus :data:`PRECHECK_MEMORY`) and is
+killed when the time budget runs out; either way the caller gets one
+:class:`~gdbext.errors.GdbextError` line.  The temporary file is removed on
+exit of the context, whatever happened.
+"""
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Iterator, List, Optional, Tuple
+
+import lz4.frame  # noqa: F401  imported before any fork: a child must not take the import lock
+import zstandard  # noqa: F401
+
+from ..decompress import DEFAULT_MAX_CORE_SIZE, Compression, compression_of, decompress_to
+from ..errors import CoreFileError, GdbextError
+from .pairing import DirectoryScan, check_binary, check_match, choose_binary, inspect_core
+from .verify import verify_binary
+
+__all__ = ["Checked", "PRECHECK_MEMORY", "checked_inputs"]
+
+#: Address space the checks may use on top of the process as forked and the
+#: mapped core (notes are capped at 256 MiB, NT_FILE and threads far below).
+PRECHECK_MEMORY = 1 << 30
+
+
+@dataclass
+class Checked:
+    """What the checks established: the plain core to give gdb, the binary, and what limits the analysis."""
+
+    plain: str
+    binary: str
+    paired_by: Optional[str]
+    verification: str  #: one line: what agreed between core and binary, or "could not verify ..."
+    #: Why a report without findings cannot be called clean: segments the
+    #: core's headers lost, an unverified pairing.
+    incomplete: List[str] = field(default_factory=list)
+
+
+def _address_space() -> int:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _limit_memory(extra: int) -> None:
+    limit = _address_space() + extra
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _checks(
+    core: str, plain: str, binary: Optional[str], scan: Optional[DirectoryScan], max_core_size: int
+) -> Checked:
+    if plain != core:
+        with open(plain, "wb") as out:
+            decompress_to(core, out, max_core_size)
+    facts = inspect_core(plain, core)
+    paired_by = None
+    if binary is None:
+        if scan is None:
+            raise GdbextError(f"{core}: no binary given")
+        binary, paired_by = choose_binary(core, facts, scan)
+    binary_id = check_binary(binary)
+    check_match(core, facts, binary, binary_id)
+    verification = verify_binary(core, facts, binary, binary_id)
+    summary = verification.summary(core, binary)
+    incomplete = [f"core: {s}" for s in facts.skipped_segments]
+    if not verification.verified:
+        incomplete.append(f"pairing: {summary}")
+    return Checked(plain, binary, paired_by, summary, incomplete)
+
+
+def _child(conn: Connection, memory: int, args: Tuple[object, ...]) -> None:
+    try:
+        _limit_memory(memory)
+        result: object = _checks(*args)  # type: ignore[arg-type]
+    except GdbextError as err:
+        result = err
+    except MemoryError:
+        result = GdbextError(f"{args[0]}: the checks before gdb ran out of memory (limit {memory >> 20} MiB more)")
+    except RecursionError as err:
+        result = GdbextError(f"{args[0]}: the checks before gdb failed: {err}")
+    conn.send(result)
+    conn.close()
+
+
+@contextlib.contextmanager
+def checked_inputs(
+    core: str,
+    binary: Optional[str] = None,
+    scan: Optional[DirectoryScan] = None,
+    *,
+    timeout: float = 120.0,
+    max_core_size: int = DEFAULT_MAX_CORE_SIZE,
+) -> Iterator[Checked]:
+    """Run the checks before gdb on ``core`` (and ``binary``, or pair it in ``scan``) within the budget.
+
+    :param timeout: seconds the checks may take (the gdb run's budget).
+    :param max_core_size: cap on the decompressed core.
+    :raises GdbextError: a check refused the inputs, or the budget ran out.
+    """
+    if not os.path.lexists(core):
+        raise CoreFileError(f"core file {core} does not exist")
+    compressed = compression_of(core) is not Compression.NONE
+    plain = core
+    if compressed:
+        fd, plain = tempfile.mkstemp(prefix="gdbext-core-")
+        os.close(fd)
+    try:
+        yield _run_child(core, plain, binary, scan, timeout=timeout, max_core_size=max_core_size)
+    finally:
+        if compressed:
+            os.unlink(plain)
+
+
+def _run_child(
+    core: str, plain: str, binary: Optional[str], scan: Optional[DirectoryScan], *, timeout: float,
+    max_core_size: int,
+) -> Checked:
+    try:
+        core_size = os.stat(core).st_size if plain == core else max_core_size
+    except OSError as err:
+        raise CoreFileError(f"{core}: cannot read: {err.strerror}") from None
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # nothing buffered may be written twice by the child
+    args = (core, plain, binary, scan, max_core_size)
+    proc = ctx.Process(target=_child, args=(send, core_size + PRECHECK_MEMORY, args), daemon=True)
+    start = time.monotonic()
+    proc.start()
+    send.close()
+    try:
+        if not recv.poll(max(0.0, timeout)):
+            raise GdbextError(f"{core}: the checks before gdb did not finish within {timeout:g} s (--timeout)")
+        try:
+            result = recv.recv()
+        except EOFError:
+            proc.join(5)
+            raise GdbextError(
+                f"{core}: the checks before gdb failed (child exit code {proc.exitcode}) after"
+                f" {time.monotonic() - start:.1f} s"
+            ) from None
+    finally:
+        recv.close()
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+    if isinstance(result, GdbextError):
+        raise result
+    assert isinstance(result, Checked)
+    return result
