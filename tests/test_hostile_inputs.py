@@ -21,13 +21,15 @@ import zstandard
 
 import hostile
 from conftest import CORES
-from gdbext.corefile import MAX_NOTES, CoreFile
-from gdbext.decompress import DEFAULT_MAX_CORE_SIZE, Compression, compression_of, decompress_to, parse_size
+from gdbext import corefile
+from gdbext.corefile import CoreFile
 from gdbext.elfsyms import file_build_id, open_file
 from gdbext.errors import CoreFileError
 from gdbext.gdbrun import plain_core
 from gdbext.triage.pairing import CoreFacts, check_binary, check_match, inspect_core, scan_directory
-from gdbext.triage.verify import verify_binary
+
+# New modules are imported inside the tests that use them, so that each test
+# of this file fails on its own against code without them.
 
 DF_BINARY = os.path.join(CORES, "double_free")
 DF_BUILD_ID = "1e2bc321e438b976a83f8365d37d2ea235fcefef"
@@ -55,7 +57,7 @@ def test_a_64_x_64_MiB_note_bomb_is_capped(tmp_path, distinct):
     core, seconds = timed(CoreFile, path)
     with core:
         assert core.notes_capped and any("notes capped" in p for p in core.problems)
-        assert len(core._notes) <= MAX_NOTES
+        assert len(core._notes) <= corefile.MAX_NOTES
         assert len(core.threads()) == 1
     assert seconds < 20
     with pytest.raises(CoreFileError, match=r"bomb.core: notes capped"):
@@ -108,6 +110,8 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
     outcome = []
 
     def attempt():
+        from gdbext.decompress import compression_of
+
         for fn in (open_file, CoreFile, check_binary, compression_of):
             try:
                 fn(fifo)
@@ -145,6 +149,8 @@ def _compressors():
 
 @pytest.mark.parametrize("suffix", ["xz", "zst", "lz4", "gz"])
 def test_every_compression_is_read(tmp_path, suffix):
+    from gdbext.decompress import Compression, compression_of
+
     data = hostile.fixture_core()
     path = tmp_path / f"c.core.{suffix}"
     path.write_bytes(_compressors()[suffix](data))
@@ -156,6 +162,8 @@ def test_every_compression_is_read(tmp_path, suffix):
 
 
 def test_a_decompression_bomb_stops_at_the_cap(tmp_path):
+    from gdbext.decompress import DEFAULT_MAX_CORE_SIZE, decompress_to, parse_size
+
     comp = lzma.LZMACompressor(preset=0)
     path = tmp_path / "bomb.core.xz"
     with open(path, "wb") as fh:
@@ -174,6 +182,8 @@ def test_a_decompression_bomb_stops_at_the_cap(tmp_path):
 @pytest.mark.parametrize("content, phrase", [(b"#!/bin/sh\n" * 1000, "does not hold an ELF file"),
                                              (None, "holds an ELF file that is not a core")])
 def test_the_elf_header_is_checked_before_anything_is_written(tmp_path, content, phrase):
+    from gdbext.decompress import decompress_to
+
     data = content if content is not None else open(DF_BINARY, "rb").read()
     path = tmp_path / "x.core.zst"
     path.write_bytes(zstandard.ZstdCompressor().compress(data))
@@ -250,6 +260,8 @@ def test_a_binary_of_another_architecture_is_refused(tmp_path):
 
 
 def test_a_binary_without_build_id_is_checked_by_entry_headers_and_first_page(tmp_path):
+    from gdbext.triage.verify import verify_binary
+
     other = _binary_with(tmp_path, "heap_overflow", _no_build_id)
     same = DF_BINARY  # its build-id left out of the comparison below (binary_id None)
     assert check_binary(other) is None
@@ -263,3 +275,14 @@ def test_a_binary_without_build_id_is_checked_by_entry_headers_and_first_page(tm
     nothing = verify_binary("df.core", CoreFacts(None, None, 1), same, None)
     assert not nothing.verified
     assert nothing.summary("df.core", "prog").startswith("could not verify that df.core belongs to prog")
+
+
+def test_gdbext_info_shows_what_was_cut(tmp_path):
+    import io as _io
+
+    from gdbext.coreinfo import print_core_info
+
+    out = _io.StringIO()
+    print_core_info(hostile.damaged_memsz(str(tmp_path / "memsz.core")), DF_BINARY, out)
+    assert "problem: PT_LOAD at 0x4ae000: p_memsz 0xffffffffffffffff runs past the end of the address space; cut" \
+        in out.getvalue()

@@ -155,8 +155,9 @@ def _run_child(
     start = time.monotonic()
     proc.start()
     send.close()
+    wait = min(max(timeout, 0.0), 1e7) if timeout == timeout else 0.0  # NaN: no time at all
     try:
-        if not recv.poll(max(0.0, timeout)):
+        if not recv.poll(wait):
             raise GdbextError(f"{core}: the checks before gdb did not finish within {timeout:g} s (--timeout)")
         try:
             result = recv.recv()

@@ -35,7 +35,6 @@ from .pairing import CoreFacts
 __all__ = ["Verification", "BinaryFacts", "binary_facts", "verify_binary"]
 
 _PT_LOAD, _PT_PHDR = "PT_LOAD", "PT_PHDR"
-_PF = {"PF_X": 1, "PF_W": 2, "PF_R": 4}
 _PAGE = 4096
 
 
