@@ -286,3 +286,22 @@ def test_gdbext_info_shows_what_was_cut(tmp_path):
     print_core_info(hostile.damaged_memsz(str(tmp_path / "memsz.core")), DF_BINARY, out)
     assert "problem: PT_LOAD at 0x4ae000: p_memsz 0xffffffffffffffff runs past the end of the address space; cut" \
         in out.getvalue()
+
+
+# -- the budget of the checks before gdb --------------------------------------------------------------------------
+def test_the_checks_before_gdb_end_with_one_line_when_time_or_memory_runs_out(tmp_path):
+    from gdbext.errors import GdbextError
+    from gdbext.triage.precheck import checked_inputs
+
+    path = hostile.many_threads(str(tmp_path / "threads.core"), 20_000)
+    start = time.monotonic()
+    with pytest.raises(GdbextError, match=r"threads.core: the checks before gdb did not finish within 0.3 s"):
+        with checked_inputs(path, DF_BINARY, timeout=0.3):
+            pass
+    assert time.monotonic() - start < 3
+    with pytest.raises(GdbextError, match=r"threads.core: the checks before gdb ran out of memory \(address-space"):
+        with checked_inputs(path, DF_BINARY, memory=1 << 20):
+            pass
+    with checked_inputs(path, DF_BINARY) as checked:  # the default budget is enough
+        assert checked.binary == DF_BINARY and checked.incomplete == []
+        assert "matches" in checked.verification and "entry point" in checked.verification

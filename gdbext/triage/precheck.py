@@ -65,12 +65,14 @@ def _address_space() -> int:
     return 0
 
 
-def _limit_memory(extra: int) -> None:
+def _limit_memory(extra: int) -> int:
+    """Limit this process's address space to its present size plus ``extra``; the limit set."""
     limit = _address_space() + extra
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    return limit
 
 
 def _checks(
@@ -96,15 +98,23 @@ def _checks(
 
 
 def _child(conn: Connection, memory: int, args: Tuple[object, ...]) -> None:
+    limit = 0
+    result: object = None
     try:
-        _limit_memory(memory)
-        result: object = _checks(*args)  # type: ignore[arg-type]
+        limit = _limit_memory(memory)
+        result = _checks(*args)  # type: ignore[arg-type]
     except GdbextError as err:
         result = err
     except MemoryError:
-        result = GdbextError(f"{args[0]}: the checks before gdb ran out of memory (limit {memory >> 20} MiB more)")
+        result = None  # the traceback and what the checks built are freed when this block ends
     except RecursionError as err:
         result = GdbextError(f"{args[0]}: the checks before gdb failed: {err}")
+    if result is None:
+        # The work has stopped: lift the soft limit so the one-line answer can be built and sent.
+        resource.setrlimit(resource.RLIMIT_AS, (resource.getrlimit(resource.RLIMIT_AS)[1],) * 2)
+        result = GdbextError(
+            f"{args[0]}: the checks before gdb ran out of memory (address-space limit {limit >> 20} MiB)"
+        )
     conn.send(result)
     conn.close()
 
@@ -117,11 +127,14 @@ def checked_inputs(
     *,
     timeout: float = 120.0,
     max_core_size: int = DEFAULT_MAX_CORE_SIZE,
+    memory: int = PRECHECK_MEMORY,
 ) -> Iterator[Checked]:
     """Run the checks before gdb on ``core`` (and ``binary``, or pair it in ``scan``) within the budget.
 
     :param timeout: seconds the checks may take (the gdb run's budget).
     :param max_core_size: cap on the decompressed core.
+    :param memory: bytes of address space the checks may add to the forked
+        process and the mapped core.
     :raises GdbextError: a check refused the inputs, or the budget ran out.
     """
     if not os.path.lexists(core):
@@ -132,7 +145,7 @@ def checked_inputs(
         fd, plain = tempfile.mkstemp(prefix="gdbext-core-")
         os.close(fd)
     try:
-        yield _run_child(core, plain, binary, scan, timeout=timeout, max_core_size=max_core_size)
+        yield _run_child(core, plain, binary, scan, timeout=timeout, max_core_size=max_core_size, memory=memory)
     finally:
         if compressed:
             os.unlink(plain)
@@ -140,7 +153,7 @@ def checked_inputs(
 
 def _run_child(
     core: str, plain: str, binary: Optional[str], scan: Optional[DirectoryScan], *, timeout: float,
-    max_core_size: int,
+    max_core_size: int, memory: int,
 ) -> Checked:
     try:
         core_size = os.stat(core).st_size if plain == core else max_core_size
@@ -151,7 +164,7 @@ def _run_child(
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # nothing buffered may be written twice by the child
     args = (core, plain, binary, scan, max_core_size)
-    proc = ctx.Process(target=_child, args=(send, core_size + PRECHECK_MEMORY, args), daemon=True)
+    proc = ctx.Process(target=_child, args=(send, core_size + memory, args), daemon=True)
     start = time.monotonic()
     proc.start()
     send.close()
