@@ -325,8 +325,7 @@ class CoreFile(MemorySource):
         """Read the program headers and the notes; build the segment and region tables."""
         assert self._mm is not None
         loads: List[_Segment] = []
-        notes: List[Note] = []
-        note_ranges: Dict[Tuple[int, int], None] = {}
+        note_ranges: Dict[Tuple[int, int], int] = {}  #: (p_offset, p_filesz) -> p_align, first one kept
         limit = 1 << (8 * self.pointer_size)
         try:
             for seg in self._elf.iter_segments():
@@ -345,10 +344,10 @@ class CoreFile(MemorySource):
                     present = max(0, min(dumped, self._size - h["p_offset"]))
                     loads.append(_Segment(start, end, h["p_offset"], dumped, present, _perms(h["p_flags"])))
                 elif h["p_type"] == "PT_NOTE" and h["p_filesz"] > 0:
-                    note_ranges.setdefault((h["p_offset"], h["p_filesz"]), h["p_align"])  # type: ignore[arg-type]
+                    note_ranges.setdefault((h["p_offset"], h["p_filesz"]), h["p_align"])
         except ELF_PARSE_ERRORS as exc:
             raise CoreFileError(f"{self.path}: malformed program headers: {exc}") from None
-        notes = self._read_all_notes(note_ranges)  # type: ignore[arg-type]
+        notes = self._read_all_notes(note_ranges)
         cut = [s for s in loads if s.present < s.dumped]
         if cut:
             lost = sum(s.dumped - s.present for s in cut)
