@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gdb", help="run gdb in batch on a binary and core with gdbext loaded")
     p.add_argument("binary")
-    p.add_argument("core", nargs="?", help="core file (may be .xz-compressed)")
+    p.add_argument("core", nargs="?", help="core file (may be compressed: xz, zstd, lz4, gzip)")
     p.add_argument("-ex", action="append", default=[], metavar="CMD", help="gdb command to run (repeatable)")
     p.add_argument("--specs", action="append", default=[], metavar="FILE", help="spec file to load (repeatable)")
     p.add_argument("--timeout", type=float, default=120.0)
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("triage", help="analyse core dumps in batch: crash, findings, crash signature",
                        description="Exit codes: 0 no findings, 1 findings, 2 could not analyse (see docs/triage.md).")
     p.add_argument("binary", nargs="?", help="the program (with CORE)")
-    p.add_argument("core", nargs="?", help="its core file (may be .xz-compressed)")
+    p.add_argument("core", nargs="?", help="its core file (may be compressed: xz, zstd, lz4, gzip)")
     p.add_argument("--dir", metavar="DIR", help="triage every core in DIR, each paired with its binary")
     p.add_argument("--pools", action="append", default=[], metavar="FILE", help="pool spec file (repeatable)")
     p.add_argument("--format", choices=("text", "json", "markdown", "sarif"), default="text")
