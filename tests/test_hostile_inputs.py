@@ -12,6 +12,8 @@ import lzma
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import threading
 import time
 
@@ -295,13 +297,16 @@ def test_the_checks_before_gdb_end_with_one_line_when_time_or_memory_runs_out(tm
 
     path = hostile.many_threads(str(tmp_path / "threads.core"), 20_000)
     start = time.monotonic()
-    with pytest.raises(GdbextError, match=r"threads.core: the checks before gdb did not finish within 0.3 s"):
-        with checked_inputs(path, DF_BINARY, timeout=0.3):
+    with pytest.raises(GdbextError, match=r"threads.core: the checks before gdb did not finish within 0.05 s"):
+        with checked_inputs(path, DF_BINARY, timeout=0.05):
             pass
     assert time.monotonic() - start < 3
-    with pytest.raises(GdbextError, match=r"threads.core: the checks before gdb ran out of memory \(address-space"):
-        with checked_inputs(path, DF_BINARY, memory=1 << 20):
-            pass
+    # In a fresh interpreter: a long-lived test process may hold enough freed heap for the checks to fit.
+    code = ("import sys\nfrom gdbext.errors import GdbextError\nfrom gdbext.triage.precheck import checked_inputs\n"
+            "try:\n    with checked_inputs(sys.argv[1], sys.argv[2], memory=1 << 20):\n        pass\n"
+            "except GdbextError as err:\n    print(err)\n")
+    proc = subprocess.run([sys.executable, "-c", code, path, DF_BINARY], capture_output=True, text=True, timeout=120)
+    assert "threads.core: the checks before gdb ran out of memory (address-space limit" in proc.stdout, proc
     with checked_inputs(path, DF_BINARY) as checked:  # the default budget is enough
         assert checked.binary == DF_BINARY and checked.incomplete == []
         assert "matches" in checked.verification and "entry point" in checked.verification
