@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.gdbext-installed
 CORES  := fixtures/cores
 
-.PHONY: venv demo test fixtures bench clean
+.PHONY: venv demo test fixtures bench accuracy clean
 
 $(STAMP): setup.py
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -28,6 +28,12 @@ fixtures:
 
 bench: venv
 	$(BIN)/python benchmarks/heapwalk_bench.py
+
+# The ASan-oracle corpus: agreement of gdbext's findings with AddressSanitizer.
+# SEEDS=0:200 is the CI subset (tests/test_oracle_corpus.py); the default is the full run.
+SEEDS ?= 0:2000
+accuracy: venv
+	$(BIN)/python benchmarks/accuracy.py --seeds $(SEEDS) --json accuracy.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -29,7 +29,7 @@ setup(
         "lz4>=4.0,<5",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.50"],
+        "test": ["pytest>=7", "hypothesis>=6.50", "markdown-it-py>=3,<5"],
     },
     entry_points={"console_scripts": ["gdbext = gdbext.cli:main"]},
 )

@@ -150,6 +150,14 @@ def _siginfo() -> Dict[str, int]:
 _LOCATE = object()  #: "find the heap yourself"
 
 
+def _program_path() -> Optional[str]:
+    """The executable gdb debugs (scanned to infer glibc chunks' allocation sites)."""
+    try:
+        return gdb.current_progspace().filename
+    except (gdb.error, AttributeError):
+        return None
+
+
 def gdb_context(mem: Optional[MemorySource] = None, pools: Optional[Sequence[str]] = None,
                 heap: Any = _LOCATE) -> ForensicContext:
     """The forensic context of the selected inferior and thread, gathered with gdb.
@@ -190,6 +198,7 @@ def gdb_context(mem: Optional[MemorySource] = None, pools: Optional[Sequence[str
         mem=mem, heap=heap, pools=reports, abort_message=read_abort_message(mem), pc=pc, registers=regs,
         candidate_pointers=candidates, symbolize=source_location, perturb_byte=read_perturb_byte(mem),
         references=refs.references, field_at=refs.field_at, signal=sig.get("signo"), notes=notes,
+        program=_program_path(),
     )
     if sig.get("signo") in (7, 11):
         addr = sig.get("addr")

@@ -7,14 +7,14 @@ from typing import Dict, Iterator, List, Optional
 import gdb  # type: ignore[import-not-found]
 
 from gdbext.errors import GdbextError, MemoryReadError
-from gdbext.gdbmem import GdbEvaluator, GdbInferiorSource
+from gdbext.gdbmem import GdbInferiorSource
 from gdbext.glibc import GlibcHeap, HeapWalker, check_heap
-from gdbext.pools import PoolReport, resolve, walk_pool
-from gdbext.specs import REGISTRY
+from gdbext.pools import PoolReport
 from gdbext.textutil import printable_text
 
 from ._base import ArgumentParser, GdbextCommand, parse_address
-from ._heap import locate, pool_names
+from ._heap import locate
+from ._pools import walk_pools
 
 __all__ = ["HeapwalkCommand", "SCHEMA"]
 
@@ -27,8 +27,8 @@ BIN_KINDS = {"tcache", "fastbin", "unsorted", "small", "large"}
 def _parser() -> ArgumentParser:
     p = ArgumentParser(prog="heapwalk", add_help=False)
     p.add_argument("--arena", help="only this arena: its address, or 'main'")
-    p.add_argument("--pool", action="append", default=[], help="walk this declared pool (repeatable)")
-    p.add_argument("--pools-only", action="store_true", help="skip the glibc heap")
+    p.add_argument("--pool", action="append", default=[], help="only this declared pool (repeatable)")
+    p.add_argument("--pools-only", action="store_true", help="only the declared pools, not the glibc heap")
     p.add_argument("--state", help="comma-separated: in-use, free, top, mmapped, corrupt, tcache, fastbin, ...")
     p.add_argument("--min-size", type=lambda t: int(t, 0), default=0)
     p.add_argument("--max-size", type=lambda t: int(t, 0), default=None)
@@ -95,9 +95,11 @@ class HeapwalkCommand(GdbextCommand):
 Usage: heapwalk [--arena ADDR|main] [--pool NAME]... [--pools-only] [--state S[,S...]]
                 [--min-size N] [--max-size N] [--range A B] [--limit N] [--summary] [--check] [--json]
 
-Without options, one line per chunk: address, size, state (free chunks with
-their bin: tcache[i], fastbin[i], unsorted, small[i], large[i]), usable
-size, arena, and the first bytes.  --summary: counts and bytes per state and
+Without options, one line per chunk of every arena and every declared pool:
+address, size, state (free chunks with their bin: tcache[i], fastbin[i],
+unsorted, small[i], large[i]; pool slots on their free list: free-list),
+usable size, arena or pool, and the first bytes.  --pool NAME narrows to
+that pool, --arena to that arena, --pools-only to the declared pools.  --summary: counts and bytes per state and
 size class for each arena and pool.  --check: only the violations of
 glibc's invariants (each with the abort message it corresponds to, the field
 and its bytes) and the byte ranges that could not be parsed.  --json emits
@@ -112,14 +114,25 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
         if args.summary and args.check:
             raise GdbextError("choose one of --summary and --check")
         mem = GdbInferiorSource()
-        pools = pool_names(args.pool) if args.pool else []
+        notes: List[str] = []
+        # --pool narrows to those pools, --arena to that arena; neither: every arena and every pool
+        with_pools = bool(args.pool) or args.arena is None
+        with_glibc = not args.pools_only and (not args.pool or args.arena is not None)
+        reports = walk_pools(mem, args.pool, notes) if with_pools else []
         heap: Optional[GlibcHeap] = None
-        if not args.pools_only:
-            heap = locate(mem)
-        reports = [walk_pool(mem, resolve(REGISTRY.pool(name), GdbEvaluator())) for name in pools]
+        if with_glibc:
+            try:
+                heap = locate(mem)
+            except GdbextError as err:
+                if not reports:
+                    raise
+                notes.append(str(err))  # the pools are still worth showing
+        if not args.json:
+            for note in notes:
+                gdb.write(f"note: {note}\n")
         arena_addr = self._arena(heap, args.arena)
         if args.summary:
-            self._summary(heap, reports, arena_addr, args.json)
+            self._summary(heap, reports, arena_addr, args.json, notes)
         elif args.check:
             self._check(heap, reports, args.json)
         else:
@@ -163,7 +176,7 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
                    "size": c.size, "state": c.state, "bin": "free-list" if c.in_free_list else None,
                    "usable": c.usable_size, "requested": c.requested_size,
                    "preview": _preview(mem, c.user_address, c.usable_size),
-                   "anomalies": [a.kind for a in c.anomalies]}
+                   "anomalies": [a.kind for a in c.anomalies], "label": c.label}
 
     def _list(self, mem, heap, reports, flt: _Filter, limit: Optional[int], as_json: bool) -> None:
         def rows():
@@ -189,7 +202,7 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
             gdb.write("heapwalk: no chunk matches\n")
 
     # -- summary -------------------------------------------------------------
-    def _summary(self, heap, reports, arena_addr, as_json: bool) -> None:
+    def _summary(self, heap, reports, arena_addr, as_json: bool, notes: List[str]) -> None:
         data: Dict[str, object] = {"schema": SCHEMA}
         if heap is not None:
             summary = HeapWalker(heap).summary(arena=arena_addr)
@@ -201,6 +214,8 @@ Heap location can be overridden with `set gdbext main-arena|mp|tcache|...'."""
         else:
             data["chunks"] = 0
         data["pools"] = [_pool_summary(r) for r in reports]
+        if notes:
+            data["pool_notes"] = list(notes)
         if as_json:
             gdb.write(json.dumps(data, default=_jsonable) + "\n")
             return
@@ -282,6 +297,8 @@ def _text_row(row: Dict[str, object]) -> str:
     state = str(row["state"]) + (f" {row['bin']}" if row.get("bin") else "")
     extra = f" req {row['requested']}" if row.get("requested") is not None else ""
     anomalies = f" !! {','.join(row['anomalies'])}" if row.get("anomalies") else ""  # type: ignore[arg-type]
+    if row.get("label") is not None:
+        anomalies = f' "{row["label"]}"' + anomalies
     return (f"{row['address']:#x} {row['size']:#8x} {state:<16} usable {row['usable']:#6x}{extra} "
             f"{row['heap']}  {_preview_text(row['preview'])}{anomalies}")  # type: ignore[arg-type]
 

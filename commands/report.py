@@ -10,9 +10,8 @@ from typing import List
 import gdb  # type: ignore[import-not-found]
 
 from gdbext.errors import GdbextError
-from gdbext.specs import load_file
-
 from ._base import ArgumentParser, GdbextCommand
+from ._pools import load_validated
 
 __all__ = ["ReportCommand"]
 
@@ -35,7 +34,9 @@ command line runs this command in batch over core files."""
         parser.add_argument("--pools", action="append", default=[], metavar="FILE")
         args = parser.parse_args(argv)
         for path in args.pools:
-            load_file(path)
+            _, problems = load_validated(path)  # a wrong spec would only give false findings
+            if problems:
+                raise GdbextError(f"{path}: " + "; ".join(problems))
         from ._report import build_report, render_text  # heavy: only when a report is asked for
 
         report = build_report()

@@ -13,6 +13,7 @@ import gdb  # type: ignore[import-not-found]
 
 from gdbext.errors import GdbextError
 from gdbext.scaffold import MemberInfo, TypeInfo, join_type_words, render_module
+from gdbext.specscaffold import PoolShape, propose_fields, render_packed, render_pool
 
 from ._base import ArgumentParser, GdbextCommand
 
@@ -124,27 +125,109 @@ def collect(names: List[str]) -> List[TypeInfo]:
     return list(found.values())
 
 
-class ScaffoldCommand(GdbextCommand):
-    """Write a starter gdbext printer module for struct types, from the program's DWARF.
+def _is_packed_typedef(gtype: gdb.Type) -> bool:
+    return gtype.code == gdb.TYPE_CODE_TYPEDEF and gtype.strip_typedefs().code == gdb.TYPE_CODE_INT
 
-Usage: gdbext scaffold TYPE [TYPE...] [--output FILE [--force]]
-TYPE is 'struct NAME', 'union NAME' or a typedef name.  The module declares a
-gdbext.kit printer per struct (nested structs too): every member with its
+
+def _macros() -> Dict[str, str]:
+    """Object-like macros visible from main (the binary's -g3 macro information); empty without it."""
+    for scope in ("main", ""):
+        try:
+            text = gdb.execute(f"info macros {scope}".strip(), to_string=True)
+        except gdb.error:
+            continue
+        out = {}
+        for line in text.splitlines():
+            parts = line.split(None, 2)
+            if len(parts) >= 3 and parts[0] == "#define" and "(" not in parts[1]:
+                out[parts[1]] = parts[2]
+        if out:
+            return out
+    return {}
+
+
+def packed_module(name: str, gtype: gdb.Type) -> str:
+    """A PackedWord skeleton for an integer typedef, fields proposed from its macro families."""
+    macros = _macros()
+    fields, others = propose_fields(macros, 8 * gtype.sizeof, name)
+    return render_packed(name, gtype.sizeof, fields, others, binary=_program(), with_macros=bool(macros))
+
+
+def pool_shape(var: str) -> PoolShape:
+    """The pool variable's slot array, header and free-list candidates, from its DWARF type."""
+    try:
+        ptype = gdb.parse_and_eval(var).type.strip_typedefs()
+    except gdb.error as err:
+        raise GdbextError(f"--pool {var}: {err}") from None
+    if ptype.code != gdb.TYPE_CODE_STRUCT:
+        raise GdbextError(f"--pool {var}: {ptype} is not a struct holding a slot array")
+    arrays = [f for f in ptype.fields() if f.name and f.type.strip_typedefs().code == gdb.TYPE_CODE_ARRAY
+              and f.type.strip_typedefs().target().strip_typedefs().code == gdb.TYPE_CODE_STRUCT]
+    if not arrays:
+        raise GdbextError(f"--pool {var}: {ptype} has no array of structs (the slots)")
+    slots = max(arrays, key=lambda f: f.type.strip_typedefs().sizeof)
+    atype = slots.type.strip_typedefs()
+    lo, hi = atype.range()
+    slot = atype.target().strip_typedefs()
+    members = [f for f in slot.fields() if f.name]
+    first = members[0] if members else None
+    header, header_member, payload, payload_size, after = slot, None, None, None, None
+    if first is not None and first.type.strip_typedefs().code == gdb.TYPE_CODE_STRUCT and len(members) > 1:
+        header, header_member = first.type.strip_typedefs(), first.name
+        payload = members[1].bitpos // 8
+        if len(members) > 2:
+            payload_size, after = members[2].bitpos // 8 - payload, members[2].name
+    selves = {str(header), str(slot)}
+    fields = []
+    for f in header.fields():
+        if not f.name or f.bitpos is None:
+            continue
+        ft = f.type.strip_typedefs()
+        self_ptr = ft.code == gdb.TYPE_CODE_PTR and str(ft.target().strip_typedefs()) in selves
+        fields.append((f.name, str(f.type), ft.sizeof, self_ptr))
+    head = next((f.name for f in ptype.fields() if f.name and f.type.strip_typedefs().code == gdb.TYPE_CODE_PTR
+                 and str(f.type.strip_typedefs().target().strip_typedefs()) in selves), None)
+    count = next((f.name for f in ptype.fields() if f.name and f.type.strip_typedefs().code == gdb.TYPE_CODE_INT
+                  and any(w in f.name.lower() for w in ("nslot", "count", "num", "nelem", "capacity"))), None)
+    return PoolShape(var, slots.name, hi - lo + 1, str(slot), str(header), header_member, payload, fields, head,
+                     count, payload_size, after)
+
+
+class ScaffoldCommand(GdbextCommand):
+    """Write a starter gdbext module for struct types, packed words or a pool, from the program's DWARF.
+
+Usage: gdbext scaffold [TYPE...] [--pool VAR] [--output FILE [--force]]
+TYPE is 'struct NAME', 'union NAME' or a typedef name.  For a struct the module
+declares a gdbext.kit printer (nested structs too): every member with its
 offset, bitfields with their bit positions and widths, enums with their
-names, and TODO comments where flag names and units belong.  Without
---output it is printed; load the file with `gdbext load FILE'.
-See docs/printer-kit.md."""
+names, and TODO comments where flag names and units belong.  For a typedef
+of an integer it declares a PackedWord, its fields proposed from the
+program's *_SHIFT/*_MASK/*_BITS macros when the binary has them (-g3).
+--pool VAR proposes a pool spec from the variable's type: slot array, header,
+free-list link and head, a magic-looking field.  Without --output it is
+printed; load the file with `gdbext load FILE'.  See docs/printer-kit.md
+and docs/specs.md."""
 
     command_name = "gdbext scaffold"
 
     def run(self, argv: List[str], from_tty: bool) -> None:
         parser = ArgumentParser(prog="gdbext scaffold", add_help=False)
-        parser.add_argument("types", nargs="+")
+        parser.add_argument("types", nargs="*")
+        parser.add_argument("--pool")
         parser.add_argument("--output", "-o")
         parser.add_argument("--force", action="store_true")
         args = parser.parse_args(argv)
-        types = collect(join_type_words(args.types))
-        text = render_module(types, binary=_program())
+        if not args.types and not args.pool:
+            raise GdbextError("give a TYPE or --pool VAR")
+        names = join_type_words(args.types)
+        packed = [n for n in names if _is_packed_typedef(lookup_type(n))]
+        structs = [n for n in names if n not in packed]
+        types = collect(structs) if structs else []
+        parts = [render_module(types, binary=_program())] if types else []
+        parts += [packed_module(n, lookup_type(n)) for n in packed]
+        if args.pool:
+            parts.append(render_pool(pool_shape(args.pool), binary=_program()))
+        text = "\n".join(parts)
         if args.output is None:
             gdb.write(text)
             return
@@ -152,7 +235,8 @@ See docs/printer-kit.md."""
             raise GdbextError(f"{args.output} exists; add --force to overwrite it")
         with open(args.output, "w", encoding="utf-8") as fh:
             fh.write(text)
-        print(f"gdbext: wrote {args.output}: printers for {', '.join(t.name for t in types)}")
+        what = [t.name for t in types] + packed + ([f"pool {args.pool}"] if args.pool else [])
+        print(f"gdbext: wrote {args.output}: printers for {', '.join(what)}")
 
 
 def _program() -> Optional[str]:

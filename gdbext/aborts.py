@@ -1,4 +1,4 @@
-# gdbext/aborts.py - glibc's malloc abort messages (2.27-2.41) as data: which
+# gdbext/aborts.py - glibc's malloc abort messages (2.27-2.43) as data: which
 # check fired, the invariant it guards, what usually breaks it, the finding
 # kind and the chunk it looked at; plus reading __abort_msg from a core.
 """Explaining a glibc malloc abort.
@@ -9,8 +9,8 @@ backtrace) and aborts; the same text is kept in the process in
 so a core carries it (apport reads it with ``print __abort_msg->msg``).
 
 * :data:`ABORTS` maps every ``malloc_printerr`` string of malloc.c in
-  glibc 2.27 to 2.41 (plus the ``MALLOC_CHECK_`` and mcheck strings, and two
-  from the current development tree) to an :class:`AbortInfo`;
+  glibc 2.27 to 2.43 (plus the ``MALLOC_CHECK_`` and mcheck strings) to an
+  :class:`AbortInfo`;
 * :func:`explain_abort` looks a message up (exactly, then by prefix; malloc
   assertion failures are recognised by their form);
 * :func:`read_abort_message` reads ``__abort_msg`` through a memory source.
@@ -19,7 +19,12 @@ The table was written from glibc's malloc/malloc.c (2.27, 2.36 and the
 current tree read side by side; 2.36 also checked against the strings of
 Debian's libc.so.6).  ``versions`` gives the releases that contain each
 string; boundaries marked ``~`` are from the change history as remembered,
-not from reading every release.
+not from reading every release.  2.41, 2.42 and 2.43 were read from
+malloc.c at each tag (2.43: the tree at its freeze) and checked against the
+strings of the static fixture binaries of Debian trixie (2.41) and sid
+(2.43): 2.42 added two messages (a fastbin-to-tcache size check and the
+tcache_init size guard) and 2.43 dropped every fastbin message with the
+fastbins.  ``versions`` is read by :func:`gdbext.glibc.layouts.release_in`.
 """
 from __future__ import annotations
 
@@ -112,26 +117,33 @@ _TABLE: Tuple[AbortInfo, ...] = (
         "fastbin entries are aligned to MALLOC_ALIGNMENT (16 bytes on x86-64)",
         "the safe-linked fd of a freed fast chunk was overwritten (a write after free), so the bin head "
         "now decodes to garbage",
-        UAF, "2.32-2.41", (MC,)),
+        UAF, "2.32-2.42", (MC,)),
     AbortInfo(
         "malloc(): unaligned fastbin chunk detected", "_int_malloc (REMOVE_FB, multi-threaded fastbin pop)",
         "the chunk after the fastbin head (REVEAL_PTR of the head's fd)",
         "fastbin entries are aligned to MALLOC_ALIGNMENT",
         "the fd link of a freed fast chunk was overwritten (a write after free)",
-        UAF, "2.32-2.41", (MC,)),
+        UAF, "2.32-2.42", (MC,)),
     AbortInfo(
         "malloc(): memory corruption (fast)", "_int_malloc (fastbin path)",
         "the chunk taken from the fastbin for the request's size",
         "the chunk's size maps to the fastbin it was taken from",
         "the fd of a freed fast chunk was overwritten so the bin hands out a bogus chunk, or the size field "
         "of a free fast chunk was overwritten by an overflow from the chunk before it",
-        UAF, "2.27-2.41", (HBO, MC)),
+        UAF, "2.27-2.42", (HBO, MC)),
     AbortInfo(
         "malloc(): unaligned fastbin chunk detected 3", "_int_malloc (moving fastbin chunks into the tcache)",
         "the next fastbin chunk being stashed into the tcache",
         "fastbin entries are aligned to MALLOC_ALIGNMENT",
         "the fd link of a freed fast chunk was overwritten (a write after free)",
-        UAF, "2.32-2.41", (MC,)),
+        UAF, "2.32-2.42", (MC,)),
+    AbortInfo(
+        "malloc(): chunk size mismatch in fastbin", "_int_malloc (moving fastbin chunks into the tcache)",
+        "the next fastbin chunk being stashed into the tcache",
+        "every chunk of a fastbin has the size of that bin, so it maps to the same tcache bin",
+        "the size field of a freed fast chunk was overwritten (an overflow from the chunk before it, "
+        "or a write after free), or a forged fastbin link",
+        MC, "2.42", (HBO, UAF)),
     AbortInfo(
         "malloc(): smallbin double linked list corrupted", "_int_malloc (smallbin path)",
         "the last chunk of the small bin for the request's size (the victim)",
@@ -260,20 +272,20 @@ _TABLE: Tuple[AbortInfo, ...] = (
         _NEXT,
         "the next chunk's size is more than CHUNK_HDR_SZ and less than the arena's system_mem",
         "an overflow past the end of the freed block into the header of the chunk after it",
-        HBO, "2.27-2.41", (MC,)),
+        HBO, "2.27-2.42", (MC,)),
     AbortInfo(
         "double free or corruption (fasttop)", "_int_free (fastbin path)",
         _FREED + " and the chunk at the top of its fastbin",
         "the chunk being freed is not already the first chunk of its fastbin",
         "the same pointer freed twice in a row (after the tcache bin was full)",
-        DF, "2.27-2.41", ()),
+        DF, "2.27-2.42", ()),
     AbortInfo(
         "invalid fastbin entry (free)", "_int_free (fastbin path)",
         "the chunk that was at the top of the fastbin the freed chunk joined",
         "the old top of the fastbin has a size belonging to that fastbin",
         "the size field of a free fast chunk was overwritten (overflow from the chunk before it), or its fd "
         "was redirected by a write after free",
-        MC, "2.27-2.41", (HBO, UAF)),
+        MC, "2.27-2.42", (HBO, UAF)),
     AbortInfo(
         "double free or corruption (top)", "_int_free / _int_free_merge_chunk",
         _FREED,
@@ -318,7 +330,7 @@ _TABLE: Tuple[AbortInfo, ...] = (
         "the first chunk of the small bin the freed chunk joins",
         "the first chunk of the small bin points back at the bin head",
         "the bk link of a free small chunk was overwritten (a write after free)",
-        UAF, "development tree after 2.41", (MC,)),
+        UAF, "2.41+", (MC,)),
     # -- malloc_consolidate ------------------------------------------------------
     AbortInfo(
         "malloc_consolidate(): invalid chunk size", "malloc_consolidate",
@@ -326,19 +338,19 @@ _TABLE: Tuple[AbortInfo, ...] = (
         "each fastbin chunk's size maps to the fastbin it sits in",
         "the size field of a free fast chunk was overwritten (overflow from the chunk before it), or its fd "
         "was redirected by a write after free",
-        MC, "2.27-2.41", (HBO, UAF)),
+        MC, "2.27-2.42", (HBO, UAF)),
     AbortInfo(
         "malloc_consolidate(): unaligned fastbin chunk detected", "malloc_consolidate",
         "a chunk reached through a fastbin's fd links while consolidating",
         "fastbin entries are aligned to MALLOC_ALIGNMENT",
         "the safe-linked fd of a freed fast chunk was overwritten (a write after free)",
-        UAF, "2.32-2.41", (MC,)),
+        UAF, "2.32-2.42", (MC,)),
     AbortInfo(
         "corrupted size vs. prev_size in fastbins", "malloc_consolidate (backward merge)",
         "the free chunk before a fastbin chunk being consolidated",
         "the previous chunk's size equals the fastbin chunk's prev_size",
         "an off-by-one overflow cleared PREV_INUSE of a fast chunk, or its prev_size was overwritten",
-        HBO, "2.29-2.41", (MC,)),
+        HBO, "2.29-2.42", (MC,)),
     # -- mmapped chunks, realloc -------------------------------------------------
     AbortInfo(
         "munmap_chunk(): invalid pointer", "munmap_chunk",
@@ -373,6 +385,13 @@ _TABLE: Tuple[AbortInfo, ...] = (
         HBO, "2.27+", (MC,)),
     # -- walks and shutdown ---------------------------------------------------------
     AbortInfo(
+        "max tcache size too large", "tcache_init",
+        "no chunk: the build's MAX_TCACHE_SMALL_SIZE against the page size",
+        "the largest small tcache size is below half a page, so mmapped chunks never enter the tcache",
+        "a glibc built for a page size smaller than its tcache limits (a build or port problem, "
+        "not heap corruption)",
+        MC, "2.42", ()),
+    AbortInfo(
         "tcache_thread_shutdown(): unaligned tcache chunk detected", "tcache_thread_shutdown",
         "a chunk reached through a tcache bin while a thread exits",
         "tcache entries are aligned to MALLOC_ALIGNMENT after REVEAL_PTR",
@@ -383,13 +402,13 @@ _TABLE: Tuple[AbortInfo, ...] = (
         "a chunk reached through a fastbin while counting",
         "fastbin entries are aligned to MALLOC_ALIGNMENT",
         "the safe-linked fd of a freed fast chunk was overwritten (a write after free)",
-        UAF, "2.32-2.41", (MC,)),
+        UAF, "2.32-2.42", (MC,)),
     AbortInfo(
         "__malloc_info(): unaligned fastbin chunk detected", "__malloc_info (malloc_info)",
         "a chunk reached through a fastbin while reporting",
         "fastbin entries are aligned to MALLOC_ALIGNMENT",
         "the safe-linked fd of a freed fast chunk was overwritten (a write after free)",
-        UAF, "2.32-2.41", (MC,)),
+        UAF, "2.32-2.42", (MC,)),
     AbortInfo(
         "break adjusted to free malloc space", "sysmalloc",
         "the main arena's top chunk while extending the heap with sbrk",

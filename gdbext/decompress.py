@@ -28,7 +28,7 @@ import zlib
 from typing import BinaryIO, Callable, Iterator, Tuple
 
 from .elfsyms import open_file
-from .errors import CoreFileError
+from .errors import CoreFileError, GdbextError
 
 __all__ = [
     "Compression",
@@ -134,12 +134,16 @@ def _check_header(head: bytes, label: str, kind: Compression) -> None:
         raise CoreFileError(f"{what} holds an ELF file that is not a core (type {e_type}); nothing decompressed")
 
 
-def decompress_to(path: str, out: BinaryIO, max_size: int = DEFAULT_MAX_CORE_SIZE) -> Compression:
+def decompress_to(
+    path: str, out: BinaryIO, max_size: int = DEFAULT_MAX_CORE_SIZE, should_stop: Callable[[], bool] = lambda: False
+) -> Compression:
     """Stream the decompressed ``path`` into ``out``; the compression used.
 
     :param path: a compressed core file.
     :param out: where the plain bytes go (a file open for writing).
     :param max_size: stop past this many plain bytes.
+    :param should_stop: asked before each 1 MiB block; True stops with
+        :class:`~gdbext.errors.GdbextError` ("cancelled").
     :raises CoreFileError: not a regular file, not compressed, a damaged
         stream, contents that are not an ELF core, or more than ``max_size``.
     """
@@ -156,6 +160,8 @@ def decompress_to(path: str, out: BinaryIO, max_size: int = DEFAULT_MAX_CORE_SIZ
                 out.write(head)
                 total = len(head)
                 while True:
+                    if should_stop():
+                        raise GdbextError("cancelled")
                     block = src.read(_CHUNK)
                     if not block:
                         break
@@ -179,8 +185,11 @@ def _human(size: int) -> str:
 
 
 @contextlib.contextmanager
-def plain_core(path: str, max_size: int = DEFAULT_MAX_CORE_SIZE) -> Iterator[str]:
-    """``path`` itself when it is not compressed, else a decompressed temporary copy (removed on exit).
+def plain_core(
+    path: str, max_size: int = DEFAULT_MAX_CORE_SIZE, should_stop: Callable[[], bool] = lambda: False
+) -> Iterator[str]:
+    """``path`` itself when it is not compressed, else a decompressed temporary copy (removed on exit,
+    whatever happens, a cancellation or a signal included).
 
     :raises CoreFileError: missing or not a regular file, or as :func:`decompress_to`.
     """
@@ -190,7 +199,7 @@ def plain_core(path: str, max_size: int = DEFAULT_MAX_CORE_SIZE) -> Iterator[str
     fd, tmp = tempfile.mkstemp(prefix="gdbext-core-")
     try:
         with os.fdopen(fd, "wb") as out:
-            decompress_to(path, out, max_size)
+            decompress_to(path, out, max_size, should_stop)
         yield tmp
     finally:
         os.unlink(tmp)

@@ -272,21 +272,24 @@ def render_module(types: Sequence[TypeInfo], binary: Optional[str] = None) -> st
     return "\n".join(head + body) + "\n"
 
 
-def scaffold_binary(binary: str, types: Sequence[str], timeout: float = 120.0) -> str:
+def scaffold_binary(binary: str, types: Sequence[str], timeout: float = 120.0, pool: Optional[str] = None) -> str:
     """The scaffold module for ``types`` in ``binary``, read by running gdb in batch on it.
 
     :param binary: a program (or shared library, or separate debug file) with DWARF
     :param types: type names: ``"struct foo"``, ``"union u"``, a typedef name
+    :param pool: a pool variable to propose a spec for (``--pool``)
     :raises GdbextError: when the binary is missing or gdb cannot find a type
     """
     if not os.path.isfile(binary):
         raise GdbextError(f"{binary}: no such file")
-    if not types:
-        raise SpecError("give at least one --type")
+    if not types and not pool:
+        raise SpecError("give at least one --type (or --pool VAR)")
     fd, out = tempfile.mkstemp(prefix="gdbext-scaffold-", suffix=".py")
     os.close(fd)
     try:
         command = "gdbext scaffold " + " ".join(quote_arg(t) for t in types) + " --force --output " + quote_arg(out)
+        if pool:
+            command += " --pool " + quote_arg(pool)
         result = run_gdb(binary, commands=[command], timeout=timeout)
         with open(out, encoding="utf-8") as fh:
             text = fh.read()

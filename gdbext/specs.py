@@ -68,6 +68,11 @@ class Registry(Observed):
         self.pools[spec.name] = spec
         self._changed()
 
+    def remove_pool(self, name: str) -> None:
+        """Forget a declared pool (a spec that failed validation)."""
+        if self.pools.pop(name, None) is not None:
+            self._changed()
+
     def pool(self, name: str) -> PoolSpec:
         try:
             return self.pools[name]

@@ -1,7 +1,10 @@
 # gdbext/textutil.py - bytes as text for forensic reports: printable-text
-# detection, C escaping, and annotated hexdumps with ASan-style [..] marks.
+# detection, C escaping, control-character escaping of any output line, and
+# annotated hexdumps with ASan-style [..] marks.
 """Turning raw target bytes into report text.
 
+* :func:`escape_controls` makes any text (a file name, a symbol, glibc's
+  abort message) safe to print on one terminal or log line;
 * :func:`printable_text` says whether bytes are (mostly) printable ASCII, the
   question behind "this pointer is really the text ``ndow=360``";
 * :func:`c_escape` renders any bytes as a C string body;
@@ -14,11 +17,13 @@ Nothing here reads memory; callers pass the bytes.
 """
 from __future__ import annotations
 
+import unicodedata
 from typing import List, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "printable_text",
     "c_escape",
+    "escape_controls",
     "hexdump",
     "is_printable_byte",
     "Mark",
@@ -93,6 +98,30 @@ def c_escape(data: BytesLike) -> str:
             out.append(chr(b))
         else:
             out.append(f"\\{b:03o}")
+    return "".join(out)
+
+
+#: Unicode categories that move the cursor, end a line, reorder or hide text: controls (C0, DEL, C1),
+#: format characters (bidi overrides, zero-width), line and paragraph separators, lone surrogates.
+_CONTROL_CATEGORIES = frozenset(("Cc", "Cf", "Zl", "Zp", "Cs"))
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control or invisible formatting character written as ``\\xNN`` / ``\\uNNNN``.
+
+    What is left prints as it reads, on one line: no ANSI escape sequence,
+    carriage return, line break or bidi override from a core, a binary or a
+    file name reaches a terminal, a CI log or a report.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if unicodedata.category(ch) in _CONTROL_CATEGORIES:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
     return "".join(out)
 
 

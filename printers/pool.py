@@ -43,6 +43,8 @@ def chunk_line(chunk: PoolChunk) -> str:
         parts.append(f"usable {chunk.usable_size}")
     if chunk.alloc_sites and chunk.state == "in-use":
         parts.append("from " + " <- ".join(describe_site(pc) for pc in chunk.alloc_sites))
+    if chunk.label is not None:
+        parts.append(f'"{chunk.label}"')
     if chunk.anomalies:
         parts.append("!! " + "; ".join(a.kind for a in chunk.anomalies))
     return " ".join(parts)
@@ -77,7 +79,8 @@ class PoolPrinter(ValuePrinter):
             mem = GdbInferiorSource(require_target=False)
             self._report = walk_pool(mem, resolve(spec, GdbEvaluator()))
         except GdbextError as err:
-            self._error = f"<pool {spec.name}: {err}>"
+            text = str(err)
+            self._error = f"<{text}>" if text.startswith(f"pool {spec.name}: ") else f"<pool {spec.name}: {text}>"
 
     def to_string(self) -> str:
         if self._report is None:
@@ -110,8 +113,10 @@ def _root(spec: PoolSpec) -> Optional[Tuple[int, str]]:
 def _matcher(spec: PoolSpec):
     def match(val: gdb.Value) -> Optional[PoolPrinter]:
         gtype = val.type.strip_typedefs()
-        if gtype.code not in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_ARRAY):
+        if gtype.code not in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_ARRAY, gdb.TYPE_CODE_PTR):
             return None
+        if gtype.code == gdb.TYPE_CODE_PTR and spec.root is None:
+            return None  # a pointer is the pool only as the root variable itself (talloc_pool's result)
         if spec.type_name and (spec.type_name in type_names(val.type) or spec.type_name == str(gtype)):
             return PoolPrinter(spec)
         root = _root(spec)

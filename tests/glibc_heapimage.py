@@ -9,8 +9,10 @@
 
 The builder keeps free lists as Python lists and writes every link when
 :meth:`HeapImage.source` is called: tcache bins (safe-linked from 2.32, keys
-from 2.29: the tcache address before 2.34, a random ``tcache_key`` after),
-fastbins (safe-linked ``fd``), the unsorted bin, small bins and large bins
+from 2.29: the tcache address before 2.34, a random ``tcache_key`` after;
+2.42's large tcache bins kept smallest first and its ``num_slots`` counting
+down), fastbins (safe-linked ``fd``; none on 2.43), the unsorted bin, small
+bins and large bins
 (sorted, with ``fd_nextsize``/``bk_nextsize`` rings).  Freeing into a regular
 bin clears the next chunk's PREV_INUSE and writes its ``prev_size`` (and, in a
 non-main arena, drops NON_MAIN_ARENA from the free chunk as glibc's
@@ -94,18 +96,24 @@ class ArenaImage:
         size = self.size_of(chunk)
         if where == "auto":
             t = self.img.tcache_lists.get(tcache or self.img.main_tcache)
-            idx = L.csize2tidx(size)
-            if t is not None and idx < 64 and len(t[idx]) < 7:
+            idx = L.tcache_index(size)
+            if t is not None and idx is not None and size <= L.tcache_max_chunk \
+                    and len(t[idx]) < L.default_tcache_count:
                 where = "tcache"
-            elif size <= L.default_global_max_fast:
+            elif L.has_fastbins and size <= L.default_global_max_fast:
                 where = "fast"
+            elif L.facts.free_small_to_smallbin and size < L.min_large_size:
+                where = "bin"
             else:
                 where = "unsorted"
         if where == "tcache":
             taddr = tcache or self.img.main_tcache
             assert taddr is not None, "no tcache"
-            self.img.tcache_lists[taddr][L.csize2tidx(size)].insert(0, chunk)
+            idx = L.tcache_index(size)
+            assert idx is not None, f"no tcache bin holds {size:#x} on {L.version}"
+            self.img.tcache_lists[taddr][idx].insert(0, chunk)
         elif where == "fast":
+            assert L.has_fastbins, f"glibc {L.version} has no fastbins"
             self.fastbins[L.fastbin_index(size)].insert(0, chunk)
         elif where in ("unsorted", "bin"):
             index = 1 if where == "unsorted" else L.bin_index(size)
@@ -273,7 +281,7 @@ class HeapImage:
         """Allocate a tcache_perthread_struct in ``arena`` (a thread's first malloc)."""
         chunk = arena.malloc(self.L.tcache_chunk_size)
         addr = chunk + self.L.chunk_hdr
-        self.tcache_lists[addr] = [[] for _ in range(64)]
+        self.tcache_lists[addr] = [[] for _ in range(self.L.tcache_bins)]
         self.tcache_owner[addr] = arena.address
         return addr
 
@@ -300,7 +308,7 @@ class HeapImage:
         self._mmap_next += size + 0x10000
         self.region(addr, size)
         self.w(addr, 0)
-        self.w(addr + self.L.size_sz, size | IS_MMAPPED)
+        self.w(addr + self.L.size_sz, (size - self.L.mmap_trailer) | IS_MMAPPED)  # 2.43: size leaves 16 bytes
         self.n_mmaps += 1
         return addr
 
@@ -309,8 +317,11 @@ class HeapImage:
         tp = L.tcache_perthread
         ps = L.pointer_size
         cs = L.tcache_count_size
+        cname = L.tcache_counts_field
         for addr, bins in self.tcache_lists.items():
             for i, nodes in enumerate(bins):
+                if i >= L.tcache_small_bins:  # 2.42 large bins: smallest first, LIFO among equals
+                    nodes.sort(key=lambda n: self.r(n + L.size_sz) & ~7)
                 head = 0
                 for node in reversed(nodes):
                     e = node + L.chunk_hdr
@@ -319,7 +330,7 @@ class HeapImage:
                         self.w(e + ps, TCACHE_KEY if L.random_tcache_key else addr)
                     head = e
                 self.w(addr + tp["entries"] + i * ps, head)
-                self.w(addr + tp["counts"] + i * cs, len(nodes), cs)
+                self.w(addr + tp[cname] + i * cs, L.tcache_raw_count(len(nodes), L.default_tcache_count), cs)
 
     def _write_mp(self) -> None:
         L = self.L
@@ -327,8 +338,9 @@ class HeapImage:
         vals = {
             "trim_threshold": 128 * 1024, "top_pad": 128 * 1024, "mmap_threshold": 128 * 1024,
             "arena_test": 8, "n_mmaps": self.n_mmaps, "n_mmaps_max": 65536, "max_n_mmaps": self.n_mmaps,
-            "sbrk_base": self.sbrk_base, "tcache_bins": 64, "tcache_max_bytes": L.tidx2csize(63) - L.size_sz,
-            "tcache_count": 7, "tcache_unsorted_limit": 0,
+            "sbrk_base": self.sbrk_base, L.mp_tcache_bins_field: L.tcache_small_bins,
+            "tcache_max_bytes": L.default_tcache_max_bytes, "tcache_count": L.default_tcache_count,
+            "tcache_unsorted_limit": 0,
         }
         for name, value in vals.items():
             self.w(self.mp + mp[name], value, mp.elem_size(name))

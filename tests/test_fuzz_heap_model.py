@@ -186,6 +186,11 @@ class Model:
         return CountingSource({k: bytes(v) for k, v in segs.items()}, self.img.perms, symbols=syms)
 
 
+def count_field(model: "Model", index: int) -> str:
+    """The tcache count word of a bin: ``counts[i]``, ``num_slots[i]`` from 2.42."""
+    return f"{model.L.tcache_counts_field}[{index}]"
+
+
 def build_model(version: str) -> Model:
     img = HeapImage(version, heap_size=0x4000)
     L = img.L
@@ -207,16 +212,19 @@ def build_model(version: str) -> Model:
     t_main = img.main_tcache
     tc1 = [carve(m, 0x30) for _ in range(3)]
     tc3 = carve(m, 0x50)
+    # 2.42+: a large tcache bin (chunks of bit length 11), kept smallest first
+    tcl = [carve(m, 0x430), carve(m, 0x420)] if L.tcache_bins > L.tcache_small_bins else []
     f2 = [carve(m, 0x40) for _ in range(2)]
     uns = [carve(m, 0x90), carve(m, 0xA0)]
     small = [carve(m, 0x110) for _ in range(2)]
     large = [carve(m, 0x420), carve(m, 0x430), carve(m, 0x420)]
     for s in (0x60, 0x100):
         carve(m, s, used=True)
-    for c in tc1 + [tc3]:
+    fast = "fast" if L.has_fastbins else "bin"  # 2.43: no fastbins, these go to small bins
+    for c in tc1 + [tc3] + tcl:
         m.free(c, "tcache")
     for c in f2:
-        m.free(c, "fast")
+        m.free(c, fast)
     for c in uns:
         m.free(c, "unsorted")
     for c in small + large:
@@ -229,14 +237,14 @@ def build_model(version: str) -> Model:
     d_uns = carve(a2, 0x90)
     carve(a2, 0x70, used=True)
     a2.free(d_tc, "tcache", tcache=t2)
-    a2.free(d_fast, "fast")
+    a2.free(d_fast, fast)
     a2.free(d_uns, "unsorted")
     old_top = a2.top
     a2.new_heap(0x4000)
     chunk_arena[old_top] = a2.address
     e_fast = carve(a2, 0x30)
     carve(a2, 0x80, used=True)
-    a2.free(e_fast, "fast")
+    a2.free(e_fast, fast)
     # a third arena without a tcache (ring cycles need three arenas): a small-bin chunk
     a3, _ = img.add_arena(heap_size=0x4000, tcache=False)
     g_small = carve(a3, 0x100)
@@ -252,10 +260,18 @@ def build_model(version: str) -> Model:
     lists = [
         FreeListRole("tcache", t_main, 1, m.address, tuple(tc1[::-1])),
         FreeListRole("tcache", t_main, 3, m.address, (tc3,)),
+    ] + ([FreeListRole("tcache", t_main, L.tcache_small_bins, m.address, tuple(sorted(tcl, key=size)))]
+         if tcl else []) + [
         FreeListRole("tcache", t2, L.csize2tidx(0x40), a2.address, (d_tc,)),
+    ] + ([
         FreeListRole("fast", m.address, 2, m.address, tuple(f2[::-1])),
         FreeListRole("fast", a2.address, 3, a2.address, (d_fast,)),
         FreeListRole("fast", a2.address, 1, a2.address, (e_fast,)),
+    ] if L.has_fastbins else [
+        FreeListRole("small", m.address, L.bin_index(0x40), m.address, tuple(f2[::-1])),
+        FreeListRole("small", a2.address, L.bin_index(0x50), a2.address, (d_fast,)),
+        FreeListRole("small", a2.address, L.bin_index(0x30), a2.address, (e_fast,)),
+    ]) + [
         FreeListRole("unsorted", m.address, 1, m.address, tuple(uns[::-1])),
         FreeListRole("small", m.address, 17, m.address, tuple(small[::-1])),
         FreeListRole("large", m.address, 64, m.address,
@@ -307,7 +323,7 @@ def check_roles(model: Model) -> None:
             assert report.index.label_of(n) is not None
 
 
-VERSIONS = ("2.36", "2.31", "2.27")
+VERSIONS = ("2.36", "2.31", "2.27", "2.42", "2.43")
 _MODELS: Dict[str, Model] = {}
 
 
@@ -582,7 +598,7 @@ def link_corruption(model: Model, target: Tuple[int, int, str], value: str, pick
         raw = garbage(model, pick, addr, hdr, True) if to is None else model.protect(addr, to + hdr if to else 0)
         if value == "null":
             # the rest of the bin is cut off: only its count (and stale keys) can tell
-            wants = [Want(fl.owner, f"counts[{fl.index}]")]
+            wants = [Want(fl.owner, count_field(model, fl.index))]
     else:
         addr = node + LINK_OFFSET[fieldname] * ps
         raw = garbage(model, pick, addr, 0, fl.kind == "fast") if to is None else \
@@ -637,11 +653,14 @@ def head_corruption(model: Model, n: int, value: str, pick: Pick = fixed) -> Cor
     label = f"{fl.kind}[{fl.index}] of {fl.owner:#x}: {value}"
     if value.startswith("count"):
         cs = L.tcache_count_size
-        wrong = st.integers(0, (1 << (8 * cs)) - 1).filter(lambda v: v != len(fl.nodes))
-        new = {"count+1": len(fl.nodes) + 1, "count-1": len(fl.nodes) - 1,
+        fill = L.default_tcache_count
+        right = L.tcache_raw_count(len(fl.nodes), fill)
+        wrong = st.integers(0, (1 << (8 * cs)) - 1).filter(lambda v: v != right)
+        new = {"count+1": L.tcache_raw_count(len(fl.nodes) + 1, fill),
+               "count-1": L.tcache_raw_count(len(fl.nodes) - 1, fill),
                "count-max": pick(wrong, (1 << (8 * cs)) - 1)}[value]
-        return one_write(model, label, fl.owner + L.tcache_perthread["counts"] + fl.index * cs, new,
-                         at(fl.owner, f"counts[{fl.index}]"), size=cs)
+        return one_write(model, label, fl.owner + L.tcache_perthread[L.tcache_counts_field] + fl.index * cs, new,
+                         at(fl.owner, count_field(model, fl.index)), size=cs)
     if value.startswith("key"):
         node = fl.nodes[-1]
         other = [t for t in model.tcaches if t != fl.owner][0]
@@ -672,7 +691,7 @@ def head_corruption(model: Model, n: int, value: str, pick: Pick = fixed) -> Cor
     wants = [Want(holder, fieldname)]
     gap = weak = None
     if fl.kind == "tcache" and value in ("null", "second"):
-        wants.append(Want(fl.owner, f"counts[{fl.index}]"))  # nodes cut off the front: the count tells
+        wants.append(Want(fl.owner, count_field(model, fl.index)))  # nodes cut off the front: the count tells
         if value == "null":
             gap = "tcache-empty-head"  # today a NULL head with a count is not checked
     if fl.regular and to:

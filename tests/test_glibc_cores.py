@@ -40,7 +40,7 @@ def fixture_core(tmp_path_factory):
             xz = os.path.join(CORES, name + ".core.xz")
             if not os.path.exists(xz) or not os.path.exists(os.path.join(CORES, name)):
                 pytest.skip(f"fixture core {name} not built")
-            path = out / (name + ".core")
+            path = out / (name.replace("/", "_") + ".core")
             with lzma.open(xz) as src, open(path, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             core = corefile.CoreFile(str(path), os.path.join(CORES, name))
@@ -58,8 +58,9 @@ def by_check(report):
     return out
 
 
-def test_heap_overflow(fixture_core):
-    heap, gt = fixture_core("heap_overflow")
+@pytest.mark.parametrize("name", ["heap_overflow", "glibc/heap_overflow-sid"])
+def test_heap_overflow(fixture_core, name):
+    heap, gt = fixture_core(name)
     report = check_heap(heap)
     v = by_check(report)
     victim = v["chunk.size.alignment"][0]
@@ -81,8 +82,9 @@ def test_binary_overflow(fixture_core):
     assert int.from_bytes(bad.raw, "little") == gt.int("victim_size_field_after")
 
 
-def test_tcache_uaf(fixture_core):
-    heap, gt = fixture_core("tcache_uaf")
+@pytest.mark.parametrize("name", ["tcache_uaf", "glibc/tcache_uaf-sid"])
+def test_tcache_uaf(fixture_core, name):
+    heap, gt = fixture_core(name)
     report = check_heap(heap)
     v = by_check(report)
     head = v["tcache.unaligned"][0]
@@ -93,8 +95,9 @@ def test_tcache_uaf(fixture_core):
     assert heap.tcache_key == gt.int("victim_tcache_key")
 
 
-def test_double_free(fixture_core):
-    heap, gt = fixture_core("double_free")
+@pytest.mark.parametrize("name", ["double_free", "glibc/double_free-sid"])
+def test_double_free(fixture_core, name):
+    heap, gt = fixture_core(name)
     report = check_heap(heap)
     assert report.ok, [str(x) for x in report.violations]
     recs = {c.address: c for c in HeapWalker(heap).chunks()}
@@ -115,8 +118,9 @@ def test_uaf_perturb(fixture_core):
     assert heap.memory.word(gt.int("victim_addr")) == gt.int("victim_fd_protected")
 
 
-def test_threads(fixture_core):
-    heap, gt = fixture_core("threads")
+@pytest.mark.parametrize("name", ["threads", "glibc/threads-sid"])
+def test_threads(fixture_core, name):
+    heap, gt = fixture_core(name)
     assert len(heap.arenas) == gt.int("expected_arenas")
     assert len(heap.tcaches) == gt.int("nthreads")
     report = check_heap(heap)
@@ -220,3 +224,49 @@ def test_bench_core(core, binary):
                               binary, core], capture_output=True, text=True, timeout=120).stdout
         m = re.search(r"FLOOR_TOTAL chunks=(\d+)", out)
         assert m and int(m.group(1)) == summary.chunks
+
+
+# -- glibc 2.43 with tunables: large tcache bins on a real core ----------------------------------
+
+class _NoMp:
+    """A memory source hiding the ``mp_`` symbol: the tunables must stand in for it."""
+
+    def __init__(self, src):
+        self._src = src
+
+    def __getattr__(self, name):
+        return getattr(self._src, name)
+
+    def symbol(self, name):
+        return None if name == "mp_" else self._src.symbol(name)
+
+
+def test_large_tcache_bins_and_tunables(fixture_core):
+    heap, gt = fixture_core("glibc/tcache_large-sid")
+    assert heap.version.version == (2, 43) and heap.version.how == "symbol"
+    assert heap.tunables.text == gt["tunables"] and heap.tunables.how == "__environ"
+    assert heap.mp_values["tcache_count"] == gt.int("tcache_count")
+    report = check_heap(heap)
+    assert report.ok and report.violations == [], [str(v) for v in report.violations]
+    assert [t.address for t in heap.tcaches] == [gt.int("tcache_perthread_struct") + 16]
+    got = {(hex(c.address), c.bin) for c in HeapWalker(heap).chunks(states={FREE})}
+    assert got == {tuple(v.split()) for v in gt.all("free")}
+    index = report.index
+    for i in (1, 64, 66, 69):
+        lists = [fl for fl in index.lists if fl.label == f"tcache[{i}]"]
+        assert len(lists) == 1 and lists[0].length == gt.int(f"tcache.{i}.count")
+
+
+def test_tunables_stand_in_for_a_missing_mp(fixture_core, tmp_path):
+    _heap, gt = fixture_core("glibc/tcache_large-sid")
+    path = tmp_path / "tl.core"
+    with lzma.open(os.path.join(CORES, "glibc/tcache_large-sid.core.xz")) as src, open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    with corefile.CoreFile(str(path), os.path.join(CORES, "glibc/tcache_large-sid")) as core:
+        heap = locate_heap(_NoMp(core))
+        assert heap.mp is None  # the default-value pattern does not match a tuned mp_
+        assert heap.tunables.get("glibc.malloc.tcache_count") == 3
+        report = check_heap(heap)
+        assert report.ok, [str(v) for v in report.violations]
+        got = {(hex(c.address), c.bin) for c in HeapWalker(heap).chunks(states={FREE})}
+        assert got == {tuple(v.split()) for v in gt.all("free")}

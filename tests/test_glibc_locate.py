@@ -41,7 +41,8 @@ def test_symbols():
     assert heap.arena_of(img.main.chunks[2]).address == img.main_arena
 
 
-@pytest.mark.parametrize("version, low, high", [("2.36", (2, 35), (2, 41)), ("2.33", (2, 32), (2, 33)),
+@pytest.mark.parametrize("version, low, high", [("2.43", (2, 43), (2, 43)), ("2.42", (2, 42), (2, 42)),
+                                                ("2.36", (2, 35), (2, 41)), ("2.33", (2, 32), (2, 33)),
                                                 ("2.31", (2, 30), (2, 31)), ("2.29", (2, 29), (2, 29)),
                                                 ("2.27", (2, 27), (2, 28))])
 def test_heuristics_without_symbols(version, low, high):

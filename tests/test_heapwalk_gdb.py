@@ -13,7 +13,7 @@ from gdbext.gdbrun import find_gdb, run_gdb
 
 pytestmark = needs_gdb
 
-RELEASES = ["bullseye", "bookworm", "trixie"]
+RELEASES = ["bullseye", "bookworm", "trixie", "sid"]
 
 
 def heapmix(release):

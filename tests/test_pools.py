@@ -126,7 +126,7 @@ def test_unreadable_pool_does_not_raise():
 def test_spec_errors_name_the_problem():
     with pytest.raises(SpecError, match="no field 'nope'"):
         resolve(PoolSpec(**{**SPEC.__dict__, "requested_size": "nope"}), Ev())
-    with pytest.raises(SpecError, match="smaller than its header"):
+    with pytest.raises(SpecError, match="geometry.slot_size: 8 is smaller than header"):
         resolve(PoolSpec(**{**SPEC.__dict__, "geometry": FixedSlots(BASE, 8, 4)}), Ev())
     with pytest.raises(SpecError, match="without a debugger"):
         resolve(PoolSpec(**{**SPEC.__dict__, "geometry": FixedSlots("g_pool.slots", 80, 4)}), Evaluator())

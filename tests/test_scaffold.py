@@ -172,8 +172,8 @@ def test_scaffold_errors_are_one_line(tmp_path):
     prog = Program(binary("sensor"))
     with pytest.raises(GdbFailure, match=r"gdbext scaffold: no type 'struct nope' in this program"):
         prog.execute("gdbext scaffold struct nope")
-    with pytest.raises(GdbFailure, match=r"gdbext scaffold: sensor_word_t is unsigned long, not a struct or union"):
-        prog.execute("gdbext scaffold sensor_word_t")
+    with pytest.raises(GdbFailure, match=r"gdbext scaffold: int is int, not a struct or union"):
+        prog.execute("gdbext scaffold int")
     existing = tmp_path / "mine.py"
     existing.write_text("# hand-edited\n")
     with pytest.raises(GdbFailure, match="exists; add --force to overwrite it"):

@@ -20,7 +20,10 @@ from gdbext.triage.report import validate_batch, validate_report
 pytestmark = needs_gdb
 
 FIXTURES = ["sensor", "pool_overflow", "heap_overflow", "uaf_perturb", "double_free", "threads", "binary_overflow",
-            "tcache_uaf", "glibc/heapmix-bullseye", "glibc/heapmix-bookworm", "glibc/heapmix-trixie"]
+            "tcache_uaf", "glibc/heapmix-bullseye", "glibc/heapmix-bookworm", "glibc/heapmix-trixie",
+            # glibc 2.43 (Debian sid): no fastbins, 16 tcache slots, 76 tcache bins
+            "glibc/heapmix-sid", "glibc/threads-sid", "glibc/heap_overflow-sid", "glibc/double_free-sid",
+            "glibc/tcache_uaf-sid"]
 
 #: The finding kinds each fixture's story (fixtures/cores/README.md) allows; empty: no heap damage.
 KINDS = {
@@ -35,6 +38,11 @@ KINDS = {
     "uaf_perturb": {"use-after-free", "poison"},
     "double_free": {"double-free"},
     "tcache_uaf": {"use-after-free", "metadata-corruption"},
+    "glibc/heapmix-sid": set(),
+    "glibc/threads-sid": set(),
+    "glibc/heap_overflow-sid": {"heap-buffer-overflow", "metadata-corruption"},
+    "glibc/double_free-sid": {"double-free"},
+    "glibc/tcache_uaf-sid": {"use-after-free", "metadata-corruption"},
 }
 
 
@@ -127,11 +135,11 @@ def test_batch_text_groups_cores_by_signature(batch):
     code, stdout, stderr = triage("--dir", str(folder), "--jobs", "2")
     assert code == 1 and stderr == ""
     assert f"{len(FIXTURES)} core(s) analysed, 0 not;" in stdout
-    # cores that abort() in main without a message are one bucket (the heapmix builds for three glibc
-    # releases among them), whatever their addresses
+    # cores that abort() in main without a message are one bucket (the heapmix builds for four glibc
+    # releases and threads for two among them), whatever their addresses
     same = [n for n in FIXTURES if Truth(n)["crash_signal"] == "SIGABRT" and Truth(n)["crash_function"] == "main"
             and Truth(n).get("abort_message") is None]
-    assert len(same) == 4
+    assert len(same) == 6
     assert f"     {len(same)}  SIGABRT | main" in stdout
     group = stdout.split(f"     {len(same)}  SIGABRT | main\n", 1)[1].splitlines()[:len(same)]
     assert sorted(line.strip() for line in group) == sorted(os.path.basename(n) + ".core.xz" for n in same)

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import os
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from .context import ForensicContext
 from .explain import explain_crash, leftover_findings
 from .faults import find_fault_findings
+from .inferred import infer_site
 from .frees import find_free_errors
 from .links import find_link_writes
 from .model import KINDS, AllocSite, ChunkView, Finding, Written
@@ -67,6 +68,16 @@ def _merge_by_chunk(found: List[Finding]) -> List[Finding]:
     return out
 
 
+def _inferred_site(ctx: ForensicContext, f: Finding) -> Optional[AllocSite]:
+    """The inferred site of the block the headline's "allocated by" names: the
+    overflowing source for an overflow, else the damaged chunk (glibc only)."""
+    chunk = f.source if f.kind == "heap-buffer-overflow" and f.source is not None else f.chunk
+    if chunk is None or chunk.is_pool or chunk.state in ("top", "corrupt") and chunk is not f.source:
+        return None
+    refs = f.referenced_by if chunk is f.chunk else ctx.referrers(chunk.address)
+    return infer_site(ctx, chunk, refs)
+
+
 def find_all(ctx: ForensicContext) -> List[Finding]:
     """Every finding of the context, the one that explains the crash first.
 
@@ -90,10 +101,14 @@ def find_all(ctx: ForensicContext) -> List[Finding]:
     for f in findings:
         if f.chunk is not None:
             f.referenced_by = ctx.referrers(f.chunk.address)
+        if f.allocation_site is None:
+            f.allocation_site = _inferred_site(ctx, f)
         site = f.allocation_site
         if site is not None and site.function and " allocated by " not in f.message:
             where = f" ({os.path.basename(site.file)}:{site.line})" if site.file else ""
-            f.message = f"{f.message}; allocated by {site.function}{where}"  # ASan's "allocated by" in one line
+            probably = "probably " if site.inferred else ""
+            tag = " (inferred)" if site.inferred else ""
+            f.message = f"{f.message}; {probably}allocated by {site.function}{where}{tag}"  # ASan's "allocated by"
     findings.sort(key=lambda f: (not f.explains_crash, _ORDER.get(f.kind, 99),
                                  f.address if f.address is not None else 0))
     return findings

@@ -88,6 +88,7 @@ class ForensicContext:
     :ivar arch: architecture name for the disassembler.
     :ivar signal: the signal number that killed the process, if known.
     :ivar notes: what could not be gathered (one line each).
+    :ivar program: the executable's path (None: not known; no site is inferred).
     """
 
     mem: MemorySource
@@ -106,6 +107,8 @@ class ForensicContext:
     arch: str = "x86-64"
     signal: Optional[int] = None
     notes: List[str] = field(default_factory=list)
+    #: the executable's path, scanned for allocating calls to infer glibc chunks' sites
+    program: Optional[str] = None
     _cache: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

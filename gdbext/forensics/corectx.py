@@ -99,5 +99,5 @@ def context_from_core(core: CoreFile, pools: Sequence[PoolReport] = (), override
         mem=core, heap=heap, pools=list(pools), abort_message=info.abort_message, fault_address=info.fault_address,
         pc=info.pc, registers=regs, candidate_pointers=candidates, symbolize=core_symbolizer(core),
         perturb_byte=read_perturb_byte(core), references=references, field_at=field_at, arch=arch,
-        signal=info.signo, notes=notes,
+        signal=info.signo, notes=notes, program=core._executable_arg,
     )

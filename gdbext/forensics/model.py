@@ -134,13 +134,25 @@ class AllocSite:
     line: Optional[int]
     pc: int
     how: str
+    #: for an inferred site (``how == "inferred"``): the ranked candidates,
+    #: ``{function, file, line, pc, why}``, the first being this site
+    candidates: Tuple[Dict[str, Any], ...] = ()
+
+    @property
+    def inferred(self) -> bool:
+        return self.how == "inferred"
 
     def text(self) -> str:
         where = f" ({self.file}:{self.line})" if self.file else ""
+        if self.inferred:
+            return f"{self.function or '??'}{where} [inferred, not recorded: {len(self.candidates)} candidate(s)]"
         return f"{self.function or '??'}{where} [return address {self.pc:#x}]"
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"function": self.function, "file": self.file, "line": self.line, "pc": hx(self.pc), "how": self.how}
+        out = {"function": self.function, "file": self.file, "line": self.line, "pc": hx(self.pc), "how": self.how}
+        if self.candidates:
+            out["candidates"] = [dict(c) for c in self.candidates]
+        return out
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ HEADER_CHECKS = frozenset({
 
 #: pool anomalies that mean a slot header was overwritten.
 POOL_HEADER_KINDS = frozenset({"bad-magic", "bad-size", "freelist-outside", "freelist-misaligned",
-                               "freelist-cycle"})
+                               "freelist-cycle", "bad-node"})
 
 #: Bytes read past the damage when looking for the end of a run.
 _TAIL = 256
@@ -140,10 +140,11 @@ def pool_damage(ctx: ForensicContext, index: ChunkIndex) -> Tuple[Dict[Tuple[str
             if a.kind not in POOL_HEADER_KINDS:
                 continue
             slots: List[Tuple[int, str, Optional[int], bytes]] = []
-            if a.kind in ("bad-magic", "bad-size") and a.chunk is not None:
+            if a.kind in ("bad-magic", "bad-size", "bad-node") and a.chunk is not None:
                 fname = pool.spec.in_use.field if a.kind == "bad-magic" else None  # type: ignore[union-attr]
                 if a.kind == "bad-size":
                     fname = getattr(pool.spec.geometry, "size_field", None)
+                fname = a.field or fname  # a node's link or bounds (gdbext.pools Nodes)
                 slots.append((a.chunk, fname or "header", a.address, a.data))
             elif link is not None and a.address is not None:
                 value = int.from_bytes(a.data, ctx.order) if a.data else a.address

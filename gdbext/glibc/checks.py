@@ -43,6 +43,7 @@ from .layouts import PREV_INUSE
 from .model import ArenaInfo, GlibcHeap
 from .scan import END, Anomaly, SegmentScan
 from .segments import HeapSegment
+from .tunables import malloc_params
 from .walk import Unparsed
 
 __all__ = ["CheckReport", "check_heap", "CHECK_IDS"]
@@ -531,9 +532,10 @@ class _Checker:
                  f"{an.reason}; walk resumed at {end:#x} ({end - addr:#x} bytes unparsed){overflow}", a, abort)
         # _int_free (2.36) of the previous chunk checks this header as its "next size"
         if overflow and (sz <= 2 * ps or sz >= arena.system_mem):
-            kind = "fast" if psz <= self.heap.global_max_fast else "normal"
+            kind = "fast" if self.lay.has_fastbins and psz <= self.heap.global_max_fast else "normal"
             caveat = (" once its tcache bin is full (until then free() caches it unchecked)"
-                      if psz <= self.lay.tcache_max_chunk else "")
+                      if psz <= self.lay.tcache_max_chunk_for(
+                          malloc_params(self.lay, self.heap.mp_values, self.heap.tunables)) else "")
             self.add("chunk.next_size", prev, "size", addr + ps,
                      f"the next chunk's size {sz:#x} at {addr:#x} is invalid: free() of this chunk "
                      f"aborts{caveat}", a, f"free(): invalid next size ({kind})")

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .findings import Findings, Violation
-from .layouts import NBINS, TCACHE_MAX_BINS
+from .layouts import NBINS
+from .tunables import malloc_params
 from .model import ArenaInfo, GlibcHeap, TcacheInfo
 
 __all__ = [
@@ -209,20 +210,32 @@ class _Builder:
         owner = self.index.owner
         tp = lay.tcache_perthread
         tag = "" if len(self.heap.tcaches) == 1 else f"@{t.address:#x}"
-        for i in range(TCACHE_MAX_BINS):
+        cname = lay.tcache_counts_field  # counts[] (held) or num_slots[] (slots left, 2.42+)
+        fill = malloc_params(lay, self.heap.mp_values, self.heap.tunables)["tcache_count"]
+        small = lay.tcache_small_bins
+        for i in range(min(lay.tcache_bins, len(t.entries))):
             head = t.entries[i]
-            count = t.counts[i]
+            raw = t.counts[i]
+            count = lay.tcache_held(raw, fill)
+            said = f"{cname}[{i}] = {raw}" + (f" (of {fill}: {count} held)" if cname != "counts" else "")
             entry_field = t.address + tp["entries"] + i * ps
+            if count < 0:
+                self.violation("tcache.count", None, t.address, f"{cname}[{i}]",
+                               t.address + tp[cname] + i * lay.tcache_count_size,
+                               f"tcache {cname}[{i}] = {raw} exceeds tcache_count {fill}", None,
+                               size=lay.tcache_count_size)
+                count = 0
             if not head:
                 if count:
                     fl = self.new_list(TCACHE, i, f"tcache[{i}]{tag}", entry_field, None, t.address, count)
                     fl.complete = True
                     # tcache_get would follow the NULL head: the count is off (or the head was cleared)
-                    self.violation("tcache.count", None, t.address, f"counts[{i}]",
-                                   t.address + tp["counts"] + i * lay.tcache_count_size,
-                                   f"tcache counts[{i}] = {count} but entries[{i}] is NULL", None,
+                    self.violation("tcache.count", None, t.address, f"{cname}[{i}]",
+                                   t.address + tp[cname] + i * lay.tcache_count_size,
+                                   f"tcache {said} but entries[{i}] is NULL", None,
                                    size=lay.tcache_count_size)
                 continue
+            prev_size = 0
             fl = self.new_list(TCACHE, i, f"tcache[{i}]{tag}", entry_field, None, t.address, count)
             e = head
             via, via_field, via_addr = t.address, f"entries[{i}]", entry_field
@@ -257,11 +270,19 @@ class _Builder:
                     self.index.tcache_keys.append((chunk, words[k + 3], t.address))
                 if self.thorough:
                     size = words[k + 1] & ~7
-                    if size < lay.minsize or lay.csize2tidx(size) != i:
+                    tidx = lay.tcache_index(size) if size >= lay.minsize else None
+                    if tidx != i:
                         self.violation("tcache.size", None, chunk, "size", chunk + ps,
                                        f"chunk in {fl.label} has size {size:#x}, which belongs in "
-                                       f"tcache[{lay.csize2tidx(size) if size >= lay.minsize else '?'}]",
+                                       f"tcache[{'?' if tidx is None else tidx}]",
                                        arena)
+                    elif i >= small and size < prev_size:
+                        # 2.42 large bins are kept smallest first (tcache_location_large)
+                        self.violation("tcache.size", None, chunk, "size", chunk + ps,
+                                       f"chunk in {fl.label} has size {size:#x}, smaller than the "
+                                       f"{prev_size:#x} before it: large tcache bins are ordered by size",
+                                       arena)
+                    prev_size = size
                 if fl.length > self.max_nodes:
                     fl.complete = False
                     self.violation("list.too_long", "free(): too many chunks detected in tcache", chunk, "next",
@@ -271,9 +292,9 @@ class _Builder:
                 e = raw_next ^ (e >> 12) if sl else raw_next
             if fl.complete and fl.length != count:
                 self.violation("tcache.count", "free(): too many chunks detected in tcache"
-                               if fl.length > count else None, t.address, f"counts[{i}]",
-                               t.address + tp["counts"] + i * lay.tcache_count_size,
-                               f"tcache counts[{i}] = {count} but the list holds {fl.length} chunks", fl.arena,
+                               if fl.length > count else None, t.address, f"{cname}[{i}]",
+                               t.address + tp[cname] + i * lay.tcache_count_size,
+                               f"tcache {said} but the list holds {fl.length} chunks", fl.arena,
                                size=lay.tcache_count_size)
 
     # -- fastbins -------------------------------------------------------------
@@ -568,6 +589,7 @@ def build_free_index(heap: GlibcHeap, thorough: bool = False, regular: bool = Tr
         b.tcache(t)
     for arena in heap.arenas:
         if arena.initialized:
-            b.fastbins(arena)
+            if heap.layout.has_fastbins:  # 2.43 has none: no fastbin list, check or label exists
+                b.fastbins(arena)
             b.bins(arena)
     return b.index

@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import MemoryReadError
 from ..memory import MemorySource, Region
-from .layouts import GlibcVersion, Layout, MAX_VERSION, layout_for
+from .layouts import MAX_VERSION, MIN_VERSION, GlibcVersion, Layout, first_release, releases_where
 from .segments import ByteOrder, byteorder_of, word_view
 
 __all__ = [
@@ -170,7 +170,8 @@ def find_arenas(source: MemorySource, layout: Layout, budget: int = SCAN_BUDGET)
 def _mp_pattern(layout: Layout) -> bytes:
     order: ByteOrder = "big" if layout.byteorder == "big" else "little"
     ps = layout.pointer_size
-    vals = (64, layout.tidx2csize(63) - layout.size_sz, 7, 0)  # tcache_bins, max_bytes, count, unsorted_limit
+    # tcache_bins, max_bytes, count, unsorted_limit (the release's defaults)
+    vals = (layout.tcache_small_bins, layout.default_tcache_max_bytes, layout.default_tcache_count, 0)
     return b"".join(v.to_bytes(ps, order) for v in vals)
 
 
@@ -188,7 +189,7 @@ def mp_layout_score(source: MemorySource, layout: Layout, addr: int) -> int:
         return int.from_bytes(data[off : off + mp.elem_size(name)], order)
 
     score = 0
-    if 0 < val("tcache_bins") <= 64:
+    if 0 < val(layout.mp_tcache_bins_field) <= layout.tcache_small_bins:
         score += 2
     else:
         score -= 4
@@ -224,18 +225,21 @@ def find_mp(
     :param layouts: the candidate malloc_par layouts (pre-2.35 and 2.35+).
     """
     best: Optional[Tuple[int, int, Layout]] = None
-    pattern = _mp_pattern(layouts[0])
+    patterns = sorted({_mp_pattern(lay) for lay in layouts})
     for region, buf in _scanned_regions(source, budget):
         data = bytes(buf)
-        pos = data.find(pattern)
-        while pos >= 0:
-            hit = region.start + pos
-            for lay in layouts:
-                addr = hit - lay.malloc_par["tcache_bins"]
-                score = mp_layout_score(source, lay, addr)
-                if score > 0 and (best is None or score > best[0]):
-                    best = (score, addr, lay)
-            pos = data.find(pattern, pos + 1)
+        for pattern in patterns:
+            pos = data.find(pattern)
+            while pos >= 0:
+                hit = region.start + pos
+                for lay in layouts:
+                    if _mp_pattern(lay) != pattern:
+                        continue  # the defaults found are another release's
+                    addr = hit - lay.malloc_par[lay.mp_tcache_bins_field]
+                    score = mp_layout_score(source, lay, addr)
+                    if score > 0 and (best is None or score > best[0]):
+                        best = (score, addr, lay)
+                pos = data.find(pattern, pos + 1)
     if best is None:
         return None
     return best[1], best[2]
@@ -245,7 +249,7 @@ def find_mp(
 class VersionEvidence:
     """Facts that bound the glibc release when no banner or symbol says it."""
 
-    low: GlibcVersion = GlibcVersion(2, 27)
+    low: GlibcVersion = MIN_VERSION
     high: GlibcVersion = MAX_VERSION
     reasons: List[str] = field(default_factory=list)
 
@@ -255,6 +259,12 @@ class VersionEvidence:
             self.low = v
         if why:
             self.reasons.append(why)
+
+    def within(self, bounds: Tuple[GlibcVersion, GlibcVersion], why: str) -> None:
+        """The release is in ``[bounds[0], bounds[1]]``."""
+        self.at_least(bounds[0], why)
+        if bounds[1] < self.high:
+            self.high = bounds[1]
 
     def below(self, version: Tuple[int, int], why: str) -> None:
         """The release is older than ``version``."""
@@ -279,16 +289,17 @@ class VersionEvidence:
 
 
 def infer_version(
-    mp_newer: Optional[bool] = None,
+    mp_newer: "Optional[bool | Layout]" = None,
     tcache_chunk_size: Optional[int] = None,
     layout_ps: int = 8,
     key_kind: Optional[str] = None,
     safe_linking: Optional[bool] = None,
     heap_info_size: Optional[int] = None,
 ) -> VersionEvidence:
-    """Narrow the release from structural facts.
+    """Narrow the release from structural facts (the ranges come from the layout table).
 
-    :param mp_newer: True when ``mp_`` has the 2.35+ layout, False for older.
+    :param mp_newer: the ``malloc_par`` layout ``mp_`` matched (any release of
+        it), or True / False for the 2.35+ / older huge-page fields.
     :param tcache_chunk_size: size of the tcache_perthread_struct chunk.
     :param key_kind: ``"random"``, ``"tcache"`` (key == tcache address) or ``"none"``.
     :param safe_linking: whether singly linked lists are PROTECT_PTR-mangled.
@@ -296,31 +307,36 @@ def infer_version(
         offset in its heap.
     """
     ev = VersionEvidence()
+    ps = layout_ps
     if heap_info_size is not None:
-        if heap_info_size == layout_for((2, 35), layout_ps).heap_info.size:
-            ev.at_least((2, 35), f"heap_info is {heap_info_size:#x} bytes (pagesize field)")
-        elif heap_info_size == layout_for((2, 34), layout_ps).heap_info.size:
-            ev.below((2, 35), f"heap_info is {heap_info_size:#x} bytes (no pagesize field)")
-    if mp_newer is True:
-        ev.at_least((2, 35), "mp_ has the 2.35+ huge-page fields")
-    elif mp_newer is False:
-        ev.below((2, 35), "mp_ lacks the 2.35 huge-page fields")
+        rng = releases_where(lambda L: L.heap_info.size == heap_info_size, ps)
+        if rng[0] <= rng[1]:
+            ev.within(rng, f"heap_info is {heap_info_size:#x} bytes")
+    if isinstance(mp_newer, Layout):
+        mp_shape = sorted(mp_newer.malloc_par.offsets.values())
+        rng = releases_where(lambda L: sorted(L.malloc_par.offsets.values()) == mp_shape, ps)
+        if rng[0] <= rng[1]:
+            ev.within(rng, f"mp_ has the malloc_par layout of {rng[0]}-{rng[1]}")
+    elif mp_newer is not None:
+        huge = releases_where(lambda L: L.has_huge_pages, ps)
+        if mp_newer:
+            ev.at_least(huge[0], f"mp_ has the {huge[0]}+ huge-page fields")
+        else:
+            ev.below(huge[0], f"mp_ lacks the {huge[0]} huge-page fields")
     if tcache_chunk_size is not None:
-        new = layout_for((2, 30), layout_ps).tcache_chunk_size
-        old = layout_for((2, 29), layout_ps).tcache_chunk_size
-        if tcache_chunk_size == new:
-            ev.at_least((2, 30), f"tcache chunk {new:#x} (uint16 counts)")
-        elif tcache_chunk_size == old:
-            ev.below((2, 30), f"tcache chunk {old:#x} (char counts)")
+        rng = releases_where(lambda L: L.tcache_chunk_size == tcache_chunk_size, ps)
+        if rng[0] <= rng[1]:
+            ev.within(rng, f"tcache chunk {tcache_chunk_size:#x}")
+    random_key = first_release("tcache_key", "random")
     if key_kind == "random":
-        ev.at_least((2, 34), "tcache key is a random tcache_key")
+        ev.at_least(random_key, "tcache key is a random tcache_key")
     elif key_kind == "tcache":
-        ev.at_least((2, 29), "tcache key is the tcache address")
-        ev.below((2, 34), "")
-    elif key_kind == "none" and ev.high < (2, 34):
-        ev.below((2, 29), "tcache entries carry no key")
+        ev.at_least(first_release("tcache_key", "tcache"), "tcache key is the tcache address")
+        ev.below(random_key, "")
+    elif key_kind == "none" and ev.high < random_key:
+        ev.below(first_release("tcache_key", "tcache"), "tcache entries carry no key")
     if safe_linking is True:
-        ev.at_least((2, 32), "safe-linking in use")
+        ev.at_least(first_release("safe_linking"), "safe-linking in use")
     elif safe_linking is False:
-        ev.below((2, 32), "no safe-linking")
+        ev.below(first_release("safe_linking"), "no safe-linking")
     return ev

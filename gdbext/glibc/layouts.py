@@ -1,5 +1,5 @@
-# gdbext/glibc/layouts.py - glibc malloc's structures, one declarative table per
-# struct and release range (2.27-2.41, x86-64 first; pointer size a parameter).
+# gdbext/glibc/layouts.py - glibc malloc's structures and release facts, one
+# declarative table (2.27-2.43, x86-64 first; pointer size a parameter).
 """glibc malloc structure layouts, by glibc release.
 
 Each structure is declared once as a table of ``(field, C type, count)`` rows
@@ -29,12 +29,38 @@ libc6-dbg):
   x86-64; ``heap_info`` gains ``pagesize`` (0x20 -> 0x30 bytes on x86-64) and
   HEAP_MAX_SIZE becomes ``heap_max_size()`` (``4 * mp_.hp_pagesize`` when huge
   pages are in use).
-* 2.42 (outside this table): 76 tcache bins, ``num_slots`` instead of counts.
+* 2.41: free() of a chunk too big for a fastbin whose tcache bin is full puts
+  it straight into its small bin (no longer the unsorted bin).
+* 2.42: large tcache bins: ``TCACHE_SMALL_BINS`` 64 plus ``TCACHE_LARGE_BINS``
+  12 (76 bins; bin 64 + i holds chunks of bit length 11 + i, up to 4 MiB,
+  kept ordered by size, smallest first), used only when the
+  ``glibc.malloc.tcache_max`` tunable raises ``mp_.tcache_max_bytes``;
+  ``counts[]`` becomes ``num_slots[]`` and counts *down* (free slots left,
+  ``tcache_count - chunks held``), so the struct is 0x2f8 bytes (chunk 0x300);
+  ``mp_.tcache_bins`` is renamed ``tcache_small_bins`` (same place); the
+  default ``tcache_max_bytes`` became ``tidx2usize(63)`` = 0x408 compared with
+  ``<`` against the chunk size, so the default tcache ends at 0x400.
+* 2.43: fastbins are gone (``have_fastchunks`` and ``fastbinsY`` leave
+  ``malloc_state``: top moves from 0x60 to 0x08, the struct from 0x898 to
+  0x840 on x86-64; every fastbin abort message left with them);
+  ``TCACHE_FILL_COUNT`` 7 -> 16; ``tcache_max_bytes`` default is
+  ``tidx2csize(63) + 1`` (0x410 cached again); ``malloc_par`` gains ``enum
+  thp_mode`` after ``arena_max`` (everything after it moves by 8:
+  ``sbrk_base`` 0x60 -> 0x68); an mmapped chunk's size no longer covers its
+  mapping's last ``CHUNK_HDR_SZ`` bytes (they hold a fake next header, like a
+  heap chunk); a thread's ``tcache`` is never NULL but may point to a zeroed
+  static dummy in libc.  Checked against the DWARF of Debian's libc6-dbg
+  2.43-7.
+
+Every fact that differs between releases is one entry of :data:`RELEASES`
+(what changed, from which release on); the struct tables and the rest of the
+model ask :class:`ReleaseFacts`, never compare version numbers themselves.
+Adding a release is adding its row there (see docs/heapwalk.md).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import construct
 
@@ -42,6 +68,14 @@ from ..errors import SpecError
 
 __all__ = [
     "GlibcVersion",
+    "ReleaseFacts",
+    "RELEASES",
+    "facts_for",
+    "first_release",
+    "release_in",
+    "table_releases",
+    "releases_where",
+    "shape_representatives",
     "MIN_VERSION",
     "MAX_VERSION",
     "StructLayout",
@@ -67,6 +101,8 @@ SIZE_BITS = PREV_INUSE | IS_MMAPPED | NON_MAIN_ARENA
 NBINS = 128
 NSMALLBINS = 64
 BINMAPSIZE = 4
+#: TCACHE_MAX_BINS of 2.26-2.41 (and TCACHE_SMALL_BINS since); a layout's own
+#: count of tcache bins is :attr:`Layout.tcache_bins`
 TCACHE_MAX_BINS = 64
 
 
@@ -105,8 +141,122 @@ class GlibcVersion(Tuple[int, int]):
         return f"GlibcVersion({self[0]}, {self[1]})"
 
 
+# -- the release table -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseFacts:
+    """What one glibc release's malloc looks like, as the model needs it.
+
+    Built by :func:`facts_for` from :data:`RELEASES`: each row changes some
+    facts from its release on; the defaults are glibc 2.26's.
+    """
+
+    version: "GlibcVersion"
+    #: 2.27: ``malloc_state.have_fastchunks`` replaces FASTCHUNKS_BIT of flags
+    have_fastchunks: bool = False
+    #: fastbins exist (``fastbinsY``); 2.43 removed them
+    fastbins: bool = True
+    #: ``tcache_entry.key``: "none", "tcache" (2.29: the owning struct) or "random" (2.34)
+    tcache_key: str = "none"
+    #: 2.30: the tcache counts are ``uint16_t`` (else ``char``)
+    tcache_counts_u16: bool = False
+    #: 2.32: safe-linking of tcache next / fastbin fd
+    safe_linking: bool = False
+    #: 2.35: ``heap_info.pagesize``
+    heap_info_pagesize: bool = False
+    #: 2.35: ``malloc_par.thp_pagesize``, ``hp_pagesize``, ``hp_flags``
+    mp_hugepages: bool = False
+    #: 2.41: free() sends a small chunk to its small bin, not the unsorted bin
+    free_small_to_smallbin: bool = False
+    #: TCACHE_SMALL_BINS (TCACHE_MAX_BINS before 2.42)
+    tcache_small_bins: int = 64
+    #: 2.42: TCACHE_LARGE_BINS, size-ordered bins for larger chunks
+    tcache_large_bins: int = 0
+    #: 2.42: ``num_slots[]`` counting down replaces ``counts[]``
+    tcache_num_slots: bool = False
+    #: TCACHE_FILL_COUNT: default ``mp_.tcache_count``
+    tcache_fill_count: int = 7
+    #: 2.42: free()/malloc() cache a chunk when its *chunk* size is below
+    #: ``mp_.tcache_max_bytes``; before, when its bin index is below ``mp_.tcache_bins``
+    tcache_max_by_chunk_size: bool = False
+    #: 2.43: default ``mp_.tcache_max_bytes`` is ``tidx2csize(63) + 1`` (before: ``tidx2usize(63)``)
+    tcache_max_bytes_csize: bool = False
+    #: 2.43: ``malloc_par.thp_mode`` after ``arena_max``
+    mp_thp_mode: bool = False
+    #: 2.43: an mmapped chunk's size leaves CHUNK_HDR_SZ of its mapping past its end
+    mmap_chunk_trailer: bool = False
+    #: 2.43: an idle thread's ``tcache`` points to a static zeroed dummy, not NULL
+    tcache_dummy: bool = False
+    #: the tcache is its heap's first chunk (made by the thread's first malloc);
+    #: 2.43 makes it at the first free(), anywhere in the heap
+    tcache_first_chunk: bool = True
+
+
+#: (first release, facts that change there, why): one row per divergence.
+RELEASES: Tuple[Tuple[Tuple[int, int], Mapping[str, object], str], ...] = (
+    ((2, 26), {}, "tcache appears (counts char[64], no key)"),
+    ((2, 27), {"have_fastchunks": True}, "malloc_state.have_fastchunks"),
+    ((2, 29), {"tcache_key": "tcache"}, "tcache_entry.key = the owning tcache"),
+    ((2, 30), {"tcache_counts_u16": True}, "tcache counts uint16_t (BZ #24531)"),
+    ((2, 32), {"safe_linking": True}, "safe-linking"),
+    ((2, 34), {"tcache_key": "random"}, "random process-wide tcache_key"),
+    ((2, 35), {"heap_info_pagesize": True, "mp_hugepages": True}, "huge page arenas"),
+    ((2, 41), {"free_small_to_smallbin": True}, "free() of a small chunk goes to its small bin"),
+    ((2, 42), {"tcache_large_bins": 12, "tcache_num_slots": True,
+               "tcache_max_by_chunk_size": True},
+     "large tcache bins, num_slots counting down"),
+    ((2, 43), {"fastbins": False, "have_fastchunks": False, "tcache_fill_count": 16,
+               "tcache_max_bytes_csize": True, "mp_thp_mode": True, "mmap_chunk_trailer": True,
+               "tcache_dummy": True, "tcache_first_chunk": False},
+     "fastbins removed, tcache fill count 16, malloc_par.thp_mode, mmapped chunk layout"),
+)
+
 MIN_VERSION = GlibcVersion(2, 27)
-MAX_VERSION = GlibcVersion(2, 41)
+#: the newest release in :data:`RELEASES`
+MAX_VERSION = GlibcVersion(*RELEASES[-1][0])
+
+_FACTS: Dict[GlibcVersion, ReleaseFacts] = {}
+
+
+def facts_for(version: "GlibcVersion | str | Tuple[int, int]") -> ReleaseFacts:
+    """The facts of ``version`` (a release past the table gets the newest row's)."""
+    ver = GlibcVersion.parse(version)
+    cached = _FACTS.get(ver)
+    if cached is None:
+        changes: Dict[str, object] = {}
+        for first, delta, _why in RELEASES:
+            if ver >= first:
+                changes.update(delta)
+        cached = _FACTS[ver] = ReleaseFacts(ver, **changes)  # type: ignore[arg-type]
+    return cached
+
+
+def first_release(fact: str, value: object = True) -> GlibcVersion:
+    """The first release of :data:`RELEASES` where ``fact`` has ``value``.
+
+    :raises SpecError: when no release has it (a typo in the caller).
+    """
+    for first, delta, _why in RELEASES:
+        if delta.get(fact, None) == value:
+            return GlibcVersion(*first)
+    raise SpecError(f"no glibc release in the table has {fact}={value!r}")
+
+
+def release_in(version: "GlibcVersion | str | Tuple[int, int]", versions: str) -> bool:
+    """Whether ``version`` is in a range written as in the abort table:
+    ``"2.27+"``, ``"2.32-2.42"``, ``"2.27"`` (text after the range is ignored)."""
+    ver = GlibcVersion.parse(version)
+    word = versions.split()[0] if versions.split() else ""
+    try:
+        if word.endswith("+"):
+            return ver >= GlibcVersion.parse(word[:-1])
+        if "-" in word:
+            lo, hi = word.split("-", 1)
+            return GlibcVersion.parse(lo) <= ver <= GlibcVersion.parse(hi)
+        return ver == GlibcVersion.parse(word)
+    except SpecError:
+        return False
 
 # C types of the tables: (size, signed) with size None meaning "pointer sized".
 _PTR = "ptr"
@@ -121,7 +271,7 @@ _Row = Tuple[str, str, int]  # (field, ctype, count)
 # -- the tables --------------------------------------------------------------
 
 
-def _malloc_chunk_rows(version: GlibcVersion) -> List[_Row]:
+def _malloc_chunk_rows(f: ReleaseFacts) -> List[_Row]:
     return [
         ("mchunk_prev_size", _SIZE_T, 1),
         ("mchunk_size", _SIZE_T, 1),
@@ -132,12 +282,13 @@ def _malloc_chunk_rows(version: GlibcVersion) -> List[_Row]:
     ]
 
 
-def _malloc_state_rows(version: GlibcVersion, nfastbins: int) -> List[_Row]:
+def _malloc_state_rows(f: ReleaseFacts, nfastbins: int) -> List[_Row]:
     rows: List[_Row] = [("mutex", _INT, 1), ("flags", _INT, 1)]
-    if version >= (2, 27):
+    if f.have_fastchunks:
         rows.append(("have_fastchunks", _INT, 1))  # 2.27: was FASTCHUNKS_BIT in flags
+    if f.fastbins:
+        rows.append(("fastbinsY", _PTR, nfastbins))  # 2.43: gone
     rows += [
-        ("fastbinsY", _PTR, nfastbins),
         ("top", _PTR, 1),
         ("last_remainder", _PTR, 1),
         ("bins", _PTR, NBINS * 2 - 2),
@@ -151,19 +302,19 @@ def _malloc_state_rows(version: GlibcVersion, nfastbins: int) -> List[_Row]:
     return rows
 
 
-def _heap_info_rows(version: GlibcVersion) -> List[_Row]:
+def _heap_info_rows(f: ReleaseFacts) -> List[_Row]:
     rows: List[_Row] = [
         ("ar_ptr", _PTR, 1),
         ("prev", _PTR, 1),
         ("size", _SIZE_T, 1),
         ("mprotect_size", _SIZE_T, 1),
     ]
-    if version >= (2, 35):
+    if f.heap_info_pagesize:
         rows.append(("pagesize", _SIZE_T, 1))  # 2.35: huge page arenas
     return rows  # pad[] is added by layout_for (alignment rule, not a field)
 
 
-def _malloc_par_rows(version: GlibcVersion) -> List[_Row]:
+def _malloc_par_rows(f: ReleaseFacts) -> List[_Row]:
     rows: List[_Row] = [
         ("trim_threshold", _SIZE_T, 1),
         ("top_pad", _SIZE_T, 1),
@@ -171,7 +322,9 @@ def _malloc_par_rows(version: GlibcVersion) -> List[_Row]:
         ("arena_test", _SIZE_T, 1),
         ("arena_max", _SIZE_T, 1),
     ]
-    if version >= (2, 35):
+    if f.mp_thp_mode:
+        rows.append(("thp_mode", _INT, 1))  # 2.43: enum malloc_thp_mode_t
+    if f.mp_hugepages:
         # 2.35: transparent/huge page tunables (HAVE_TUNABLES; always on since 2.39)
         rows += [("thp_pagesize", _SIZE_T, 1), ("hp_pagesize", _SIZE_T, 1), ("hp_flags", _INT, 1)]
     rows += [
@@ -182,7 +335,8 @@ def _malloc_par_rows(version: GlibcVersion) -> List[_Row]:
         ("mmapped_mem", _SIZE_T, 1),
         ("max_mmapped_mem", _SIZE_T, 1),
         ("sbrk_base", _PTR, 1),
-        ("tcache_bins", _SIZE_T, 1),  # USE_TCACHE (2.26+)
+        # USE_TCACHE (2.26+); 2.42 renamed tcache_bins to tcache_small_bins
+        ("tcache_small_bins" if f.tcache_large_bins else "tcache_bins", _SIZE_T, 1),
         ("tcache_max_bytes", _SIZE_T, 1),
         ("tcache_count", _SIZE_T, 1),
         ("tcache_unsorted_limit", _SIZE_T, 1),
@@ -190,17 +344,19 @@ def _malloc_par_rows(version: GlibcVersion) -> List[_Row]:
     return rows
 
 
-def _tcache_perthread_rows(version: GlibcVersion) -> List[_Row]:
-    # 2.30: counts char -> uint16_t
-    counts = _U16 if version >= (2, 30) else _CHAR
-    return [("counts", counts, TCACHE_MAX_BINS), ("entries", _PTR, TCACHE_MAX_BINS)]
+def _tcache_perthread_rows(f: ReleaseFacts) -> List[_Row]:
+    # 2.30: counts char -> uint16_t; 2.42: num_slots (counting down), 76 bins
+    counts = _U16 if f.tcache_counts_u16 else _CHAR
+    nbins = f.tcache_small_bins + f.tcache_large_bins
+    name = "num_slots" if f.tcache_num_slots else "counts"
+    return [(name, counts, nbins), ("entries", _PTR, nbins)]
 
 
-def _tcache_entry_rows(version: GlibcVersion) -> List[_Row]:
+def _tcache_entry_rows(f: ReleaseFacts) -> List[_Row]:
     rows: List[_Row] = [("next", _PTR, 1)]
-    if version >= (2, 34):
+    if f.tcache_key == "random":
         rows.append(("key", _SIZE_T, 1))  # 2.34: random uintptr_t tcache_key
-    elif version >= (2, 29):
+    elif f.tcache_key == "tcache":
         rows.append(("key", _PTR, 1))  # 2.29: the owning tcache_perthread_struct *
     return rows
 
@@ -296,6 +452,7 @@ class Layout:
     pointer_size: int
     byteorder: str
     malloc_alignment: int
+    facts: ReleaseFacts
     malloc_chunk: StructLayout
     malloc_state: StructLayout
     heap_info: StructLayout
@@ -329,13 +486,18 @@ class Layout:
         setattr_(self, "chunk_align_residue", (-2 * self.pointer_size) & mask)
 
     @property
+    def has_fastbins(self) -> bool:
+        """Whether the release has fastbins at all (not before 2.43)."""
+        return self.facts.fastbins
+
+    @property
     def nfastbins(self) -> int:
-        return self.malloc_state.counts["fastbinsY"]
+        return self.malloc_state.counts["fastbinsY"] if self.facts.fastbins else 0
 
     @property
     def safe_linking(self) -> bool:
         """2.32+: tcache next / fastbin fd are PROTECT_PTR-mangled."""
-        return self.version >= (2, 32)
+        return self.facts.safe_linking
 
     @property
     def has_tcache_key(self) -> bool:
@@ -344,11 +506,85 @@ class Layout:
     @property
     def random_tcache_key(self) -> bool:
         """2.34+: the key is the random ``tcache_key``, else the tcache address."""
-        return self.version >= (2, 34)
+        return self.facts.tcache_key == "random"
+
+    @property
+    def tcache_counts_field(self) -> str:
+        """``counts`` (chunks held), or ``num_slots`` (free slots left, 2.42+)."""
+        return "num_slots" if self.facts.tcache_num_slots else "counts"
 
     @property
     def tcache_count_size(self) -> int:
-        return self.tcache_perthread.elem_size("counts")
+        return self.tcache_perthread.elem_size(self.tcache_counts_field)
+
+    @property
+    def tcache_bins(self) -> int:
+        """TCACHE_MAX_BINS of this release (64; 76 from 2.42)."""
+        return self.tcache_perthread.counts["entries"]
+
+    @property
+    def tcache_small_bins(self) -> int:
+        return self.facts.tcache_small_bins
+
+    @property
+    def mp_tcache_bins_field(self) -> str:
+        """``mp_.tcache_bins`` (``tcache_small_bins`` from 2.42)."""
+        return "tcache_small_bins" if self.facts.tcache_large_bins else "tcache_bins"
+
+    @property
+    def has_huge_pages(self) -> bool:
+        """2.35+: heap_max_size() follows ``mp_.hp_pagesize``."""
+        return self.facts.mp_hugepages
+
+    @property
+    def default_tcache_count(self) -> int:
+        """TCACHE_FILL_COUNT: chunks per tcache bin unless tuned (7; 16 from 2.43)."""
+        return self.facts.tcache_fill_count
+
+    @property
+    def default_tcache_max_bytes(self) -> int:
+        """The default ``mp_.tcache_max_bytes``."""
+        last = self.facts.tcache_small_bins - 1
+        if self.facts.tcache_max_bytes_csize:
+            return self.tidx2csize(last) + 1
+        return self.tidx2csize(last) - self.size_sz  # tidx2usize
+
+    def tcache_held(self, raw: int, fill: int) -> int:
+        """Chunks a tcache bin holds from its raw count word: ``counts[i]`` before
+        2.42, ``fill - num_slots[i]`` since (may be negative when corrupt)."""
+        return fill - raw if self.facts.tcache_num_slots else raw
+
+    def tcache_raw_count(self, held: int, fill: int) -> int:
+        """The inverse of :meth:`tcache_held` (what glibc stores)."""
+        return fill - held if self.facts.tcache_num_slots else held
+
+    def tcache_index(self, size: int) -> Optional[int]:
+        """The tcache bin of a chunk size (small: ``csize2tidx``; 2.42 large
+        bins: by bit length), or None when no bin of this release holds it."""
+        idx = self.csize2tidx(size)
+        small = self.facts.tcache_small_bins
+        if idx < small:
+            return idx
+        if not self.facts.tcache_large_bins:
+            return None
+        # large_csize2tidx: small + clz(MAX_TCACHE_SMALL_SIZE) - clz(nb), 32-bit clz
+        large = small + (size & 0xFFFFFFFF).bit_length() - self.tidx2csize(small - 1).bit_length()
+        return large if large < self.tcache_bins else None
+
+    def tcache_max_chunk_for(self, mp_values: Optional[Mapping[str, int]] = None) -> int:
+        """Largest chunk size the tcache takes, from ``mp_`` when known (the
+        ``glibc.malloc.tcache_max`` tunable changes it), else the default."""
+        mp = mp_values or {}
+        if self.facts.tcache_max_by_chunk_size:
+            limit = mp.get("tcache_max_bytes") or self.default_tcache_max_bytes
+            return (limit - 1) & ~self.align_mask  # 2.42+: chunk size < tcache_max_bytes
+        nbins = mp.get(self.mp_tcache_bins_field) or TCACHE_MAX_BINS
+        return self.tidx2csize(min(nbins, TCACHE_MAX_BINS) - 1)
+
+    @property
+    def mmap_trailer(self) -> int:
+        """Bytes of an mmapped chunk's mapping past ``chunk + size`` (2.43: CHUNK_HDR_SZ)."""
+        return self.chunk_hdr if self.facts.mmap_chunk_trailer else 0
 
     @property
     def tcache_chunk_size(self) -> int:
@@ -369,8 +605,8 @@ class Layout:
 
     @property
     def tcache_max_chunk(self) -> int:
-        """Largest chunk size a default tcache holds (0x410 on x86-64)."""
-        return self.tidx2csize(TCACHE_MAX_BINS - 1)
+        """Largest chunk size a default tcache holds (0x410 on x86-64; 0x400 on 2.42)."""
+        return self.tcache_max_chunk_for(None)
 
     # -- size arithmetic (malloc.c macros) --------------------------------------
     def request2size(self, req: int) -> int:
@@ -492,7 +728,7 @@ def layout_for(
 ) -> Layout:
     """The table layout of ``version`` for a target.
 
-    :param version: glibc release; releases outside 2.27-2.41 get the nearest
+    :param version: glibc release; releases outside 2.27-2.43 get the nearest
         table (callers should warn, see :data:`MIN_VERSION`).
     :param pointer_size: 8 (LP64) or 4 (ILP32).
     :param byteorder: ``"little"`` or ``"big"``.
@@ -509,7 +745,7 @@ def layout_for(
     if cached is not None:
         return cached
     little = byteorder == "little"
-    eff = max(min(ver, MAX_VERSION), GlibcVersion(2, 26))
+    eff = facts_for(max(min(ver, MAX_VERSION), GlibcVersion(*RELEASES[0][0])))
     size_sz = pointer_size
     # NFASTBINS = fastbin_index(request2size(MAX_FAST_SIZE)) + 1
     max_fast = 80 * size_sz // 4
@@ -526,6 +762,7 @@ def layout_for(
         pointer_size=pointer_size,
         byteorder=byteorder,
         malloc_alignment=align,
+        facts=eff,
         malloc_chunk=_build("malloc_chunk", _malloc_chunk_rows(eff), pointer_size, little),
         malloc_state=_build("malloc_state", _malloc_state_rows(eff, nfast), pointer_size, little),
         heap_info=hi,
@@ -600,3 +837,31 @@ def cross_check(
             patched = StructLayout(name, offsets, ours.sizes, ours.counts, size, ours.decl)
             result = result.with_struct(name, patched, "table+debuginfo")
     return result, mismatches
+
+
+def table_releases() -> List[GlibcVersion]:
+    """Every release from :data:`MIN_VERSION` to :data:`MAX_VERSION`, oldest first."""
+    out = []
+    for minor in range(MIN_VERSION.minor, MAX_VERSION.minor + 1):
+        out.append(GlibcVersion(MIN_VERSION.major, minor))
+    return out
+
+
+def releases_where(predicate: "Callable[[Layout], bool]", pointer_size: int = 8) -> Tuple[GlibcVersion, GlibcVersion]:
+    """``(oldest, newest)`` release of the table whose layout satisfies
+    ``predicate`` (for version inference from what a heap shows: a struct
+    size, a field); ``(MAX_VERSION, MIN_VERSION)`` (empty) when none does."""
+    hits = [v for v in table_releases() if predicate(layout_for(v, pointer_size))]
+    if not hits:
+        return MAX_VERSION, MIN_VERSION
+    return hits[0], hits[-1]
+
+
+def shape_representatives(struct: str, pointer_size: int = 8) -> List[GlibcVersion]:
+    """The newest release of each distinct layout of ``struct`` (newest first):
+    the candidates to try when the release is unknown."""
+    seen: Dict[Tuple[object, ...], GlibcVersion] = {}
+    for v in table_releases():
+        sl: StructLayout = getattr(layout_for(v, pointer_size), struct)
+        seen[(tuple(sorted(sl.offsets.values())), sl.size)] = v  # a renamed field is the same shape
+    return sorted(seen.values(), reverse=True)

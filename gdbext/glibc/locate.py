@@ -22,7 +22,17 @@ from ..errors import MemoryReadError
 from ..memory import MemorySource
 from .findings import Findings, Violation
 from .heuristics import VersionEvidence, find_arenas, find_mp, infer_version, mp_layout_score, validate_arena
-from .layouts import MAX_VERSION, MIN_VERSION, GlibcVersion, Layout, cross_check, layout_for
+from .layouts import (
+    MAX_VERSION,
+    MIN_VERSION,
+    GlibcVersion,
+    Layout,
+    cross_check,
+    layout_for,
+    releases_where,
+    shape_representatives,
+    table_releases,
+)
 from .mmapped import PAGE, MmappedLocator
 from .model import (
     ArenaInfo,
@@ -37,6 +47,7 @@ from .model import (
 )
 from .segments import HeapMemory, HeapSegment, byteorder_of, readable_extent
 from .tcaches import TcacheLocator
+from .tunables import malloc_params, read_tunables
 from .version import VersionInfo, detect_version
 
 __all__ = [
@@ -61,7 +72,10 @@ class _Locator(TcacheLocator, MmappedLocator):
         self.ps = source.pointer_size
         self.order = byteorder_of(source)
         #: structural facts for version inference (see heuristics.infer_version)
-        self.mp_newer: Optional[bool] = None
+        self.mp_newer: "Optional[bool | Layout]" = None
+        self.version_known = False
+        self.state_shapes: List[Layout] = []  #: malloc_state layouts to try while the release is unknown
+        self.tcache_fill = 0  #: mp_.tcache_count once read (0: the release's default)
         self.hi_size: Optional[int] = None
 
     # -- violations ------------------------------------------------------------
@@ -88,14 +102,19 @@ class _Locator(TcacheLocator, MmappedLocator):
         if vinfo.version is not None and not (MIN_VERSION <= vinfo.version <= MAX_VERSION):
             self.notes.append(f"glibc {vinfo.version} is outside the supported {MIN_VERSION}-{MAX_VERSION}; "
                               "using the nearest layout")
+        # mp_ first: with the release unknown, its layout tells which malloc_state shapes can be
+        # (a 2.42 arena with empty fastbins also reads as a 2.43 one 0x58 bytes further on)
+        mp, mp_how, mp_layout = self.find_mp(vinfo, probe)
+        self.version_known = vinfo.version is not None
+        self.state_shapes = [] if self.version_known else self.arena_shapes(mp_layout)
         # main_arena
         main, main_how = self.find_main(probe)
-        # mp_
-        mp, mp_how, mp_layout = self.find_mp(vinfo, probe)
-        # the ring: malloc_state is the same from 2.27 to 2.41
+        if vinfo.version is None:
+            probe = self.arena_shape(probe, main)
+        # the ring (malloc_state: one layout 2.27-2.42, another from 2.43)
         arenas = self.arena_ring(probe, main)
         if vinfo.version is None:
-            self.mp_newer = None if mp_layout is None else mp_layout.version >= (2, 35)
+            self.mp_newer = mp_layout
             self.hi_size = self.heap_info_size(probe, arenas)
             evidence = infer_version(mp_newer=self.mp_newer, layout_ps=self.ps, heap_info_size=self.hi_size)
             probe = self.layout(evidence.pick())
@@ -117,6 +136,10 @@ class _Locator(TcacheLocator, MmappedLocator):
                 self.heap_segments(layout, arena, hms, {a.address for a in arenas})
             for seg in arena.segments:
                 memory.add(seg)
+        tunables = read_tunables(self.src)
+        if tunables:
+            self.notes.append(f"GLIBC_TUNABLES={tunables.text} (from {tunables.how})")
+        self.tcache_fill = malloc_params(layout, mp_values, tunables)["tcache_count"]
         tcaches = self.find_tcaches(layout, arenas, memory)
         if evidence is not None:
             # refine the release with tcache facts, then rebuild the layout if it moved
@@ -148,7 +171,7 @@ class _Locator(TcacheLocator, MmappedLocator):
             mp=mp, mp_how=mp_how, mp_values=mp_values, sbrk_base=sbrk, heap_max_size=hms,
             global_max_fast=gmf, arenas=arenas, tcaches=tcaches, mmapped=mmapped, memory=memory,
             limits=self.limits, tcache_key=key, tcache_key_how=key_how, violations=self.findings,
-            notes=self.notes, layout_mismatches=mismatches,
+            notes=self.notes, layout_mismatches=mismatches, tunables=tunables,
         )
         for err in memory.read_errors:
             self.notes.append(f"cannot read heap segment {err[0]:#x}+{err[1]:#x}: {err[2]}")
@@ -178,7 +201,10 @@ class _Locator(TcacheLocator, MmappedLocator):
         addr = self.src.symbol("main_arena")
         if addr is not None:
             return addr, "symbol"
-        cands = find_arenas(self.src, probe, self.limits.scan_budget)
+        # release unknown: each malloc_state shape mp_ allows, the older first (see arena_shapes)
+        probes = [probe] if self.version_known else self.state_shapes
+        cands = [c for lay in probes for c in find_arenas(self.src, lay, self.limits.scan_budget)]
+        cands.sort(key=lambda c: (-c.score, -c.votes))
         if not cands:
             raise HeapNotFoundError(
                 "main_arena not found: no symbol, and no malloc_state in writable data "
@@ -192,9 +218,30 @@ class _Locator(TcacheLocator, MmappedLocator):
                           f"({best.votes} empty bins, score {best.score})")
         return best.address, "heuristic"
 
+    def arena_shapes(self, mp_layout: Optional[Layout]) -> List[Layout]:
+        """The malloc_state layouts the release can have, older first (a tie goes to them),
+        narrowed to the releases of ``mp_``'s layout when it is known."""
+        shapes = [self.layout(v) for v in reversed(shape_representatives("malloc_state", self.ps))]
+        if mp_layout is None:
+            return shapes
+        mp_shape = sorted(mp_layout.malloc_par.offsets.values())
+        lo, hi = releases_where(lambda L: sorted(L.malloc_par.offsets.values()) == mp_shape, self.ps)
+        fits = [lay for lay in shapes
+                if any(lo <= v <= hi for v in table_releases()
+                       if self.layout(v).malloc_state.offsets == lay.malloc_state.offsets)]
+        return fits or shapes
+
+    def arena_shape(self, probe: Layout, main: int) -> Layout:
+        """With the release unknown: the malloc_state layout ``main`` fits best."""
+        best, best_score = probe, -1
+        for lay in self.state_shapes:
+            checked = validate_arena(self.src, lay, main)
+            if checked is not None and checked[0] > best_score:
+                best, best_score = lay, checked[0]
+        return best
+
     def find_mp(self, vinfo: VersionInfo, probe: Layout) -> Tuple[Optional[int], str, Optional[Layout]]:
-        old = self.layout((2, 34))
-        new = self.layout(MAX_VERSION)
+        shapes = [self.layout(v) for v in shape_representatives("malloc_par", self.ps)]
         addr: Optional[int]
         if self.ov.mp is not None:
             addr, how = self.ov.mp, "override"
@@ -204,11 +251,10 @@ class _Locator(TcacheLocator, MmappedLocator):
         if addr is not None:
             if vinfo.version is not None:
                 return addr, how, None
-            s_old = mp_layout_score(self.src, old, addr)
-            s_new = mp_layout_score(self.src, new, addr)
-            return addr, how, new if s_new >= s_old else old
-        found = find_mp(self.src, [new, old] if vinfo.version is None or vinfo.version >= (2, 35) else [old, new],
-                        self.limits.scan_budget)
+            scored = [(mp_layout_score(self.src, lay, addr), -i, lay) for i, lay in enumerate(shapes)]
+            return addr, how, max(scored, key=lambda t: (t[0], t[1]))[2]
+        found = find_mp(self.src, [probe] + [s for s in shapes if s is not probe] if vinfo.version is not None
+                        else shapes, self.limits.scan_budget)
         if found is None:
             self.notes.append("mp_ not found: the main heap starts at its mapping (sbrk_base unknown)")
             return None, "missing", None
@@ -228,7 +274,7 @@ class _Locator(TcacheLocator, MmappedLocator):
         if self.ov.heap_max_size is not None:
             return self.ov.heap_max_size
         hp = mp_values.get("hp_pagesize", 0)
-        if layout.version >= (2, 35) and hp and hp & (hp - 1) == 0:
+        if layout.has_huge_pages and hp and hp & (hp - 1) == 0:
             return 4 * hp  # 2.35: heap_max_size() with huge pages
         return layout.default_heap_max_size
 
@@ -258,8 +304,8 @@ class _Locator(TcacheLocator, MmappedLocator):
         def words_at(name: str) -> int:
             return struct_field(data, ms, name, order)
 
-        nf = ms.counts["fastbinsY"]
-        fast = tuple(struct_field(data, ms, "fastbinsY", self.order, i) for i in range(nf))
+        # 2.43 has no fastbins: no heads at all (not empty ones)
+        fast = tuple(struct_field(data, ms, "fastbinsY", self.order, i) for i in range(layout.nfastbins))
         nb = ms.counts["bins"]
         off = ms["bins"]
         bins = struct_words(data[off : off + nb * self.ps], layout)

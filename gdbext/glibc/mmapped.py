@@ -71,11 +71,12 @@ class MmappedLocator:
                 raw = int.from_bytes(window[off + ps : off + 2 * ps], self.order)
                 size = raw & ~7
                 chunk = addr + prev_size
-                if (raw & 7) == IS_MMAPPED and size >= PAGE and (prev_size + size) % PAGE == 0 \
+                mapped = prev_size + size + layout.mmap_trailer  # 2.43: the size leaves CHUNK_HDR_SZ out
+                if (raw & 7) == IS_MMAPPED and size >= PAGE - layout.mmap_trailer and mapped % PAGE == 0 \
                         and prev_size % layout.malloc_alignment == 0 and prev_size < size \
-                        and addr + prev_size + size <= region.end and prev_size == 0:
+                        and addr + mapped <= region.end and prev_size == 0:
                     out.append(MmappedChunk(chunk, size, prev_size))
-                    addr += prev_size + size
+                    addr += mapped
                     if expected is not None and len(out) >= expected:
                         return out
                     continue

@@ -7,6 +7,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from .tunables import Tunables
+
 from ..errors import GdbextError
 from ..memory import MemorySource
 from .findings import Findings
@@ -142,6 +144,8 @@ class GlibcHeap:
     violations: Findings = field(default_factory=Findings)
     notes: List[str] = field(default_factory=list)
     layout_mismatches: List[LayoutMismatch] = field(default_factory=list)
+    #: GLIBC_TUNABLES as found in the image (empty when absent)
+    tunables: Tunables = field(default_factory=Tunables)
 
     @property
     def segments(self) -> List[HeapSegment]:

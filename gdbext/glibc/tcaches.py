@@ -18,11 +18,14 @@ from typing import List, Optional, Sequence, Tuple, Union
 from ..errors import MemoryReadError
 from ..memory import MemorySource
 from .heuristics import VersionEvidence, infer_version
-from .layouts import TCACHE_MAX_BINS, GlibcVersion, Layout
+from .layouts import GlibcVersion, Layout, shape_representatives
 from .model import ArenaInfo, Overrides, TcacheInfo, struct_field
 from .segments import ByteOrder, HeapMemory
 
-__all__ = ["TcacheLocator"]
+__all__ = ["TcacheLocator", "MAX_TCACHE_SCAN"]
+
+#: bytes of each heap segment searched for 2.43 tcaches (not the first chunk there)
+MAX_TCACHE_SCAN = 4 << 20
 
 
 class TcacheLocator:
@@ -33,7 +36,8 @@ class TcacheLocator:
     ps: int
     order: ByteOrder
     notes: List[str]
-    mp_newer: Optional[bool]
+    mp_newer: "Optional[bool | Layout]"
+    tcache_fill: int
     hi_size: Optional[int]
 
     def layout(self, version: Union[GlibcVersion, Tuple[int, int]]) -> Layout:  # pragma: no cover - abstract
@@ -45,8 +49,10 @@ class TcacheLocator:
             data = self.src.read(addr, tp.size)
         except MemoryReadError:
             return None
-        counts = tuple(struct_field(data, tp, "counts", self.order, i) for i in range(TCACHE_MAX_BINS))
-        entries = tuple(struct_field(data, tp, "entries", self.order, i) for i in range(TCACHE_MAX_BINS))
+        # raw counts[] (chunks held) or num_slots[] (free slots left, 2.42+); see Layout.tcache_held
+        counts = tuple(struct_field(data, tp, layout.tcache_counts_field, self.order, i)
+                       for i in range(layout.tcache_bins))
+        entries = tuple(struct_field(data, tp, "entries", self.order, i) for i in range(layout.tcache_bins))
         return TcacheInfo(addr, how, counts, entries, arena)
 
     def _plausible_tcache(self, layout: Layout, t: TcacheInfo, memory: HeapMemory) -> bool:
@@ -76,12 +82,19 @@ class TcacheLocator:
             if t is None:
                 self.notes.append(f"tcache at {addr:#x} is unreadable")
                 continue
+            if seg is None and layout.facts.tcache_dummy and not any(t.counts) and not any(t.entries):
+                continue  # 2.43: a thread without a tcache points at libc's zeroed static dummy
             seen.add(addr)
             out.append(t)
         if not self.ov.tcache_heuristic:
             return out
+        if not layout.facts.tcache_first_chunk:
+            return out + self._scan_tcaches(layout, arenas, memory, seen)
         want = layout.tcache_chunk_size
-        alt = {self.layout((2, 29)).tcache_chunk_size, self.layout((2, 30)).tcache_chunk_size}
+        shapes = {}  # tcache chunk size -> a layout with that tcache_perthread_struct
+        for version in shape_representatives("tcache_perthread", self.ps):
+            shapes.setdefault(self.layout(version).tcache_chunk_size, self.layout(version))
+        alt = set(shapes)
         for arena in arenas:
             if not arena.segments:
                 continue
@@ -97,14 +110,60 @@ class TcacheLocator:
             addr = first.start + layout.chunk_hdr
             if addr in seen:
                 continue
-            lay = layout if size == want else (self.layout((2, 30)) if size == self.layout((2, 30)).tcache_chunk_size
-                                                else self.layout((2, 29)))
+            lay = layout if size == want else shapes[size]
             t = self.read_tcache(lay, addr, "first-chunk", arena.address)
             if t is None or not self._plausible_tcache(lay, t, memory):
                 continue
             seen.add(addr)
             out.append(t)
         return out
+
+    def _scan_tcaches(self, layout: Layout, arenas: Sequence[ArenaInfo], memory: HeapMemory,
+                      seen: "set[int]") -> List[TcacheInfo]:
+        """2.43: a thread makes its tcache at its first free(), so it is not the
+        heap's first chunk: look at every aligned header position of the first
+        :data:`MAX_TCACHE_SCAN` bytes of each heap segment (no chunk walk: the
+        segment's first chunk is not always known) for a size word of the
+        tcache's chunk whose struct's slot counts agree with its bin heads
+        (``num_slots[i] == tcache_count`` exactly when ``entries[i]`` is NULL,
+        a corrupted bin or two allowed)."""
+        out: List[TcacheInfo] = []
+        want = layout.tcache_chunk_size
+        fill = self.tcache_fill or layout.default_tcache_count
+        ps = self.ps
+        step = layout.malloc_alignment
+        for arena in arenas:
+            for seg in arena.segments:
+                base = layout.first_chunk(seg.start)
+                size = min(seg.end - base, MAX_TCACHE_SCAN)
+                if size < 2 * ps:
+                    continue
+                try:
+                    data = bytes(self.src.read_buffer(base, size))
+                except MemoryReadError:
+                    continue
+                for off in range(ps, size - ps + 1, step):  # the size word of a chunk at base + off - ps
+                    if int.from_bytes(data[off : off + ps], self.order) & ~7 != want:
+                        continue
+                    addr = base + off - ps + layout.chunk_hdr
+                    if addr in seen:
+                        continue
+                    t = self.read_tcache(layout, addr, "scan", arena.address)
+                    if t is not None and self._slots_agree(layout, t, fill) \
+                            and self._plausible_tcache(layout, t, memory):
+                        seen.add(addr)
+                        out.append(t)
+        return out
+
+    @staticmethod
+    def _slots_agree(layout: Layout, t: TcacheInfo, fill: int) -> bool:
+        bad = 0
+        for raw, entry in zip(t.counts, t.entries):
+            held = layout.tcache_held(raw, fill)
+            if held < 0 or (held == 0) != (entry == 0):
+                bad += 1
+        # a zeroed chunk of that size fails every bin (num_slots 0: full, but no head)
+        return bad <= 2
 
     def version_evidence(self, layout: Layout, tcaches: Sequence[TcacheInfo],
                          memory: HeapMemory) -> VersionEvidence:

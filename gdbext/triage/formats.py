@@ -7,15 +7,24 @@ batch dict (:data:`~gdbext.triage.report.BATCH_SCHEMA`).
 document, so ``gdbext triage`` and ``gdbext triage --dir`` share them.
 Renderers only read the dict: a report written by gdb, stored by CI and
 rendered later gives the same text.
+
+Every string of a report may come from the core, the binary or a file name,
+so none is trusted: control characters are escaped in every format
+(:func:`~gdbext.textutil.escape_controls`); markdown escapes its special
+characters and HTML, and puts code in spans no backtick can close; SARIF
+takes a source file as a location only when it is a plain path without
+``..`` (no URL, no other scheme), percent-encoded.
 """
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Iterable, List, Optional
+import re
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+from urllib.parse import quote
 
 from .. import __version__
-from ..textutil import hexdump
+from ..textutil import escape_controls, hexdump
 from .report import BATCH_SCHEMA
 
 __all__ = ["FORMATS", "render", "render_text", "render_markdown", "render_sarif", "render_json", "SARIF_SCHEMA"]
@@ -113,6 +122,8 @@ def _finding_lines(f: Dict[str, Any]) -> List[str]:
         if site.get("file"):
             short += f" ({os.path.basename(site['file'])}:{site.get('line') or '?'})"
         out.append(f"    allocated by {short}: {_site_text(site)}")
+        for i, cand in enumerate((site or {}).get("candidates") or [], 1):  # an inferred site's ranking
+            out.append(f"      candidate {i}: {_site_text(dict(cand, how=cand.get('why')))}")
     for w in f.get("written_after_free") or []:
         out.append(f"    written after free: +{w.get('offset')} {w.get('size')} bytes ({w.get('field') or '?'})")
     for r in f.get("referenced_by") or []:
@@ -247,47 +258,73 @@ def render_text(doc: Dict[str, Any]) -> str:
         if lines:
             lines.append("")
         lines.extend(_groups_lines(doc))
-    return "\n".join(lines) + "\n"
+    return "\n".join(escape_controls(line) for line in lines) + "\n"
 
 
 # -- markdown ------------------------------------------------------------------------
 
 
-def _md(text: Any) -> str:
-    """Text for a markdown table cell."""
-    return _inline(text).replace("|", "\\|")
+#: What is markup inside a line of GitHub markdown: emphasis, links, code, HTML and entities, tables, math,
+#: strikethrough, and the starts of autolinks (``http:``, ``a@b``, ``www.``); a backslash makes each literal.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&!|~$:@#]|(?<=[wW]{3})\.)")
+_BACKTICKS = re.compile(r"`+")
 
 
 def _inline(text: Any) -> str:
-    """Text for one markdown line."""
-    return str(text).replace("\n", " ")
+    """Text for one markdown line (or table cell): every markdown and HTML special character escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", escape_controls(str(text)))
+
+
+def _md(text: Any) -> str:
+    """Text for a markdown table cell."""
+    return _inline(text)
+
+
+def _code(text: Any, cell: bool = False) -> str:
+    """``text`` as a code span: fenced by more backticks than it holds, so nothing in it can close the span
+    (inside a span markdown and HTML are inert); ``cell``: in a table row, where ``|`` needs a backslash."""
+    body = escape_controls(str(text))
+    if cell:
+        body = body.replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(body)), default=0) + 1)
+    if body.startswith(("`", " ")) or body.endswith(("`", " ")):
+        body = f" {body} "
+    return fence + body + fence
+
+
+def _fenced(lines: List[str], indent: str = "") -> List[str]:
+    """A fenced code block of ``lines`` whose fence is longer than any backtick run inside."""
+    body = [escape_controls(line) for line in lines]
+    longest = max((len(run) for line in body for run in _BACKTICKS.findall(line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [indent + fence] + [indent + line for line in body] + [indent + fence]
 
 
 def _markdown_report(rep: Dict[str, Any]) -> List[str]:
     crash = rep.get("crash") or {}
     findings = rep.get("findings") or []
-    out = [f"### `{_basename(rep.get('core'))}`: {crash.get('signal') or 'no signal'}, "
+    out = [f"### {_code(_basename(rep.get('core')))}: {_inline(crash.get('signal') or 'no signal')}, "
            f"{len(findings)} finding{'s' if len(findings) != 1 else ''}", ""]
-    out.append(f"**Signature:** `{_inline(crash.get('signature'))}`")
+    out.append(f"**Signature:** {_code(crash.get('signature'))}")
     out.append("")
     out.append("| | |")
     out.append("|---|---|")
     out.append(f"| crash | {_md(_crash_headline(crash))} |")
     if crash.get("abort_message"):
-        out.append(f"| abort message | `{_md(crash['abort_message'])}` |")
-    out.append(f"| binary | `{_md(rep.get('binary'))}` (build-id `{rep.get('build_id')}`) |")
+        out.append(f"| abort message | {_code(crash['abort_message'], cell=True)} |")
+    out.append(f"| binary | {_code(rep.get('binary'), cell=True)} (build-id {_code(rep.get('build_id'), cell=True)}) |")
     out.append("")
     for i, f in enumerate(findings, 1):
-        out.append(f"{i}. **{f.get('kind')}**: {_inline(f.get('message'))}")
+        out.append(f"{i}. **{_inline(f.get('kind'))}**: {_inline(f.get('message'))}")
         if f.get("allocation_site"):
             out.append(f"   - allocated: {_inline(_site_text(f['allocation_site']))}")
         details = _finding_lines(f)[1:]
-        out += ["", "   <details><summary>evidence</summary>", "", "   ```"]
-        out += ["   " + line for line in details]
-        out += ["   ```", "   </details>", ""]
-    out += ["<details><summary>backtrace</summary>", "", "```"]
-    out += [_frame_line(i, fr) for i, fr in enumerate(crash.get("frames") or [])]
-    out += ["```", "</details>", ""]
+        out += ["", "   <details><summary>evidence</summary>", ""]
+        out += _fenced(details, "   ")
+        out += ["   </details>", ""]
+    out += ["<details><summary>backtrace</summary>", ""]
+    out += _fenced([_frame_line(i, fr) for i, fr in enumerate(crash.get("frames") or [])])
+    out += ["</details>", ""]
     problems = list(rep.get("errors") or [])
     if problems:
         out.append("Errors: " + "; ".join(_inline(p) for p in problems))
@@ -301,15 +338,15 @@ def render_markdown(doc: Dict[str, Any]) -> str:
     if doc.get("schema") == BATCH_SCHEMA:
         out += ["| count | signature | cores |", "|---:|---|---|"]
         for g in doc.get("groups") or []:
-            cores = ", ".join(f"`{_basename(c)}`" for c in g.get("cores") or [])
-            out.append(f"| {g['count']} | `{_md(g['signature'])}` | {cores} |")
+            cores = ", ".join(_code(_basename(c), cell=True) for c in g.get("cores") or [])
+            out.append(f"| {_inline(g['count'])} | {_code(g['signature'], cell=True)} | {cores} |")
         out.append("")
         for fail in doc.get("failures") or []:
-            out.append(f"- not analysed: `{_basename(fail['core'])}`: {_inline(fail['reason'])}")
+            out.append(f"- not analysed: {_code(_basename(fail['core']))}: {_inline(fail['reason'])}")
         if doc.get("failures"):
             out.append("")
         for skip in doc.get("skipped") or []:
-            out.append(f"- skipped: `{_basename(skip['path'])}`: {_inline(skip['reason'])}")
+            out.append(f"- skipped: {_code(_basename(skip['path']))}: {_inline(skip['reason'])}")
         if doc.get("skipped"):
             out.append("")
     for rep in _reports(doc):
@@ -320,15 +357,47 @@ def render_markdown(doc: Dict[str, Any]) -> str:
 # -- SARIF --------------------------------------------------------------------------
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _source_uri(path: str) -> Optional[Tuple[str, Optional[str]]]:
+    """``(uri, uriBaseId)`` of a source path from the debug info, or None when it is no plain local path.
+
+    A URL or any other scheme (``https:``, ``data:``, a drive letter) and a
+    path with a ``..`` component are refused: a code-scanning UI would link
+    or open them.  The rest is percent-encoded; an absolute path is a
+    ``file://`` URI, a relative one is relative to ``%SRCROOT%``.
+    """
+    if _SCHEME.match(path) or ".." in path.split("/"):
+        return None
+    plain = re.sub("/+", "/", path)
+    encoded = quote(plain, safe="/")
+    if plain.startswith("/"):
+        return "file://" + encoded, None
+    return encoded, "%SRCROOT%"
+
+
 def _physical(path: Optional[str], line: Optional[int]) -> Optional[Dict[str, Any]]:
     if not path or not line:
         return None
-    loc: Dict[str, Any] = {"artifactLocation": {"uri": path}, "region": {"startLine": int(line)}}
-    if path.startswith("/"):
-        loc["artifactLocation"]["uri"] = "file://" + path
-    else:
-        loc["artifactLocation"]["uriBaseId"] = "%SRCROOT%"
+    uri = _source_uri(str(path))
+    if uri is None:
+        return None
+    loc: Dict[str, Any] = {"artifactLocation": {"uri": uri[0]}, "region": {"startLine": int(line)}}
+    if uri[1] is not None:
+        loc["artifactLocation"]["uriBaseId"] = uri[1]
     return loc
+
+
+def _escape_strings(node: Any) -> Any:
+    """``node`` with :func:`escape_controls` applied to every string in it."""
+    if isinstance(node, str):
+        return escape_controls(node)
+    if isinstance(node, dict):
+        return {key: _escape_strings(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_escape_strings(item) for item in node]
+    return node
 
 
 def _location(phys: Dict[str, Any], text: str, ident: Optional[int] = None) -> Dict[str, Any]:
@@ -355,7 +424,9 @@ def _sarif_results(rep: Dict[str, Any]) -> Iterable[Dict[str, Any]]:
         own = [dict(loc) for loc in related]
         primary = None
         if site_phys is not None:
-            primary = _location(site_phys, f"allocated by {site.get('function')}")
+            probably = "probably " if site.get("how") == "inferred" else ""
+            tag = " (inferred)" if probably else ""
+            primary = _location(site_phys, f"{probably}allocated by {site.get('function')}{tag}")
             if crash_phys is not None:
                 own.insert(0, _location(crash_phys, f"crash: {crash.get('signal')} in {_where(crash_loc)}"))
         elif crash_phys is not None:
@@ -383,7 +454,7 @@ def render_sarif(doc: Dict[str, Any]) -> str:
     with a source line.
     """
     reps = _reports(doc)
-    results = [r for rep in reps for r in _sarif_results(rep)]
+    results = [_escape_strings(r) for rep in reps for r in _sarif_results(rep)]
     used = sorted({r["ruleId"] for r in results})
     rules = [{"id": k, "name": "".join(w.capitalize() for w in k.split("-")),
               "shortDescription": {"text": _RULES.get(k, k)}} for k in used]

@@ -26,9 +26,9 @@ from typing import Any, Dict, List, Optional, Sequence
 from .. import __version__
 from ..errors import GdbextError
 from ..decompress import DEFAULT_MAX_CORE_SIZE
-from ..gdbrun import TRACEBACK_MARKERS, find_gdb, has_traceback, quote_arg, run_gdb
+from ..gdbrun import DEFAULT_MEMORY_MIB, TRACEBACK_MARKERS, cancel_all, find_gdb, has_traceback, quote_arg, run_gdb
 from .pairing import DirectoryScan, SkippedFile, scan_directory
-from .precheck import checked_inputs
+from .precheck import PRECHECK_MEMORY, checked_inputs
 from .report import BATCH_SCHEMA, validate_report
 
 __all__ = [
@@ -91,16 +91,18 @@ def _first_error(text: str) -> str:
     return useful[-1] if useful else "no output"
 
 
-def _run_report(binary: str, core: str, pools: Sequence[str], timeout: float) -> Dict[str, Any]:
+def _run_report(binary: str, core: str, pools: Sequence[str], timeout: float, memory_mib: int) -> Dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gdbext-triage-") as tmp:
         out = os.path.join(tmp, "report.json")
         cmd = "gdbext report --json " + quote_arg(out) + "".join(" --pools " + quote_arg(p) for p in pools)
-        result = run_gdb(binary, core, commands=[cmd], timeout=timeout)
+        # the bundle's files are data: gdb loads no script, init file or libthread_db found beside them
+        result = run_gdb(binary, core, commands=[cmd], timeout=timeout, auto_load=False, memory_mib=memory_mib)
         if has_traceback(result.output):
             line = next(ln for ln in result.output.splitlines() if any(m in ln for m in TRACEBACK_MARKERS))
             raise GdbextError(f"gdb printed a Python error: {line.strip()}")
         if not os.path.exists(out):
-            raise GdbextError(f"gdb wrote no report: {_first_error(result.stderr or result.stdout)}")
+            limit = f" (gdb ran under --max-memory {memory_mib} MiB)" if memory_mib > 0 else ""
+            raise GdbextError(f"gdb wrote no report: {_first_error(result.stderr or result.stdout)}{limit}")
         try:
             with open(out, encoding="utf-8") as fh:
                 report = json.load(fh)
@@ -118,6 +120,7 @@ def triage_core(
     scan: Optional[DirectoryScan] = None,
     pools: Sequence[str] = (),
     timeout: float = 120.0,
+    memory_mib: int = DEFAULT_MEMORY_MIB,
     max_core_size: int = DEFAULT_MAX_CORE_SIZE,
 ) -> TriageResult:
     """Triage one core.
@@ -128,6 +131,9 @@ def triage_core(
     :param pools: pool spec files.
     :param timeout: seconds the whole triage of the core may take: the checks
         before gdb (:mod:`.precheck`, in a child process) and gdb after them.
+    :param memory_mib: address-space budget in MiB of gdb, and of the checks
+        before it on top of the mapped core (0: none for gdb, the checks keep
+        their default).
     :param max_core_size: cap on the decompressed core, in bytes.
     """
     start = time.monotonic()
@@ -137,15 +143,19 @@ def triage_core(
         for spec in pools:
             if not os.path.isfile(spec):
                 raise GdbextError(f"spec file {spec} not found")
-        with checked_inputs(core, binary, scan, timeout=timeout, max_core_size=max_core_size) as checked:
+        memory = (memory_mib << 20) if memory_mib > 0 else PRECHECK_MEMORY
+        with checked_inputs(core, binary, scan, timeout=timeout, max_core_size=max_core_size,
+                            memory=memory) as checked:
             res.binary, res.paired_by = checked.binary, checked.paired_by or res.paired_by
             res.incomplete = checked.incomplete
             left = timeout - (time.monotonic() - start)
             if left <= 0:
                 raise GdbextError(f"{core}: no time left for gdb within {timeout:g} s (--timeout)")
-            report = _run_report(res.binary, checked.plain, pools, left)
+            report = _run_report(res.binary, checked.plain, pools, left, memory_mib)
     except GdbextError as err:
         res.error = str(err)
+    except Exception as err:  # this core's error boundary: a bug on one core must not lose the others
+        res.error = f"internal error ({type(err).__name__}): {err}"
     else:
         report["core"] = core
         report["binary"] = res.binary
@@ -156,22 +166,38 @@ def triage_core(
 
 
 def triage_many(jobs: Sequence[Dict[str, Any]], workers: int = 1) -> List[TriageResult]:
-    """:func:`triage_core` for each keyword dict of ``jobs``, ``workers`` at a time, in input order."""
+    """:func:`triage_core` for each keyword dict of ``jobs``, ``workers`` at a time, in input order.
+
+    When the caller is interrupted (a signal handler raising), the jobs not yet started are dropped and
+    the running gdb processes are killed before the exception goes on, so every worker's temporary
+    files are removed by the time this returns.
+    """
     if workers <= 1 or len(jobs) <= 1:
         return [triage_core(**job) for job in jobs]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda job: triage_core(**job), jobs))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(triage_core, **job) for job in jobs]
+        return [f.result() for f in futures]
+    except BaseException:
+        cancel_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def triage_directory(
-    directory: str, pools: Sequence[str] = (), workers: int = 1, timeout: float = 120.0
+    directory: str,
+    pools: Sequence[str] = (),
+    workers: int = 1,
+    timeout: float = 120.0,
+    memory_mib: int = DEFAULT_MEMORY_MIB,
 ) -> List[TriageResult]:
     """Triage every core of ``directory`` with the binary it pairs with.
 
     :raises CoreFileError: the directory cannot be listed.
     :raises GdbextError: it holds no core.
     """
-    return triage_scan(scan_directory(directory), pools, workers, timeout)
+    return triage_scan(scan_directory(directory), pools, workers, timeout, memory_mib=memory_mib)
 
 
 def triage_scan(
@@ -182,6 +208,7 @@ def triage_scan(
     *,
     skip_ok: bool = False,
     max_core_size: int = DEFAULT_MAX_CORE_SIZE,
+    memory_mib: int = DEFAULT_MEMORY_MIB,
 ) -> List[TriageResult]:
     """Triage every core of a scanned directory; each core the scan skipped is a failure unless ``skip_ok``.
 
@@ -192,8 +219,8 @@ def triage_scan(
         raise GdbextError(
             f"{scan.directory}: no core files (NAME.core, core.NAME, maybe .xz/.zst/.lz4/.gz, or ELF cores)"
         )
-    jobs = [{"core": c, "scan": scan, "pools": list(pools), "timeout": timeout, "max_core_size": max_core_size}
-            for c in scan.cores]
+    jobs = [{"core": c, "scan": scan, "pools": list(pools), "timeout": timeout, "max_core_size": max_core_size,
+             "memory_mib": memory_mib} for c in scan.cores]
     results = triage_many(jobs, workers)
     if not skip_ok:
         results += [TriageResult(f.path, None, error=f"{f.path}: skipped: {f.reason}") for f in lost]
