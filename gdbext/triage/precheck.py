@@ -22,6 +22,7 @@ import contextlib
 import multiprocessing
 import os
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -97,7 +98,15 @@ def _checks(
     return Checked(plain, binary, paired_by, summary, incomplete)
 
 
+#: The signals the CLI turns into a clean stop: blocked around the fork (a handler raising inside
+#: Python's at-fork hooks is lost), and given back their default action in the child.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 def _child(conn: Connection, memory: int, args: Tuple[object, ...]) -> None:
+    for sig in _STOP_SIGNALS:  # the parent's handlers are not ours: a signal simply ends the child
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     limit = 0
     result: object = None
     try:
@@ -166,10 +175,17 @@ def _run_child(
     args = (core, plain, binary, scan, max_core_size)
     proc = ctx.Process(target=_child, args=(send, core_size + memory, args), daemon=True)
     start = time.monotonic()
-    proc.start()
-    send.close()
+    # Blocked during the fork; one that arrives meanwhile is handled right after, in the parent's own code.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        proc.start()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        raise
     wait = min(max(timeout, 0.0), 1e7) if timeout == timeout else 0.0  # NaN: no time at all
     try:
+        send.close()
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # inside the try: a stop kills the child below
         if not recv.poll(wait):
             raise GdbextError(f"{core}: the checks before gdb did not finish within {timeout:g} s (--timeout)")
         try:
