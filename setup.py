@@ -27,6 +27,8 @@ setup(
         "capstone>=5.0,<6",
         "SQLAlchemy>=2.0,<2.1",
         "alembic>=1.12,<2",
+        "zstandard>=0.19,<1",
+        "lz4>=4.0,<5",
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.50", "markdown-it-py>=3,<5", "psycopg[binary]>=3.1,<4", "pillow>=9,<12",

@@ -18,12 +18,16 @@ import sys
 import tempfile
 import threading
 import traceback
-from typing import Any, Dict, List, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, NoReturn, Optional
 
 from . import __version__
+from .decompress import DEFAULT_MAX_CORE_SIZE, parse_size
 from .errors import GdbextError
 from .gdbrun import DEFAULT_MEMORY_MIB, cancel_all, has_traceback, run_gdb
 from .textutil import escape_controls
+
+if TYPE_CHECKING:
+    from .triage.runner import TriageResult
 
 __all__ = ["main", "build_parser", "MAX_TIMEOUT"]
 
@@ -167,10 +171,17 @@ def _cmd_scaffold(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _say_incomplete(result: "TriageResult") -> None:
+    """One stderr line when a report without findings cannot be called clean (exit 2, not 0)."""
+    if result.report is not None and result.incomplete and not result.report.get("findings"):
+        _say(f"{result.core}: not analysed in full: {result.incomplete[0]}")
+
+
 def _cmd_triage(args: argparse.Namespace) -> int:
     """Triage BINARY CORE, or every core of --dir: report, findings, crash signature."""
     from .triage.formats import render
-    from .triage.runner import batch_document, batch_exit_code, triage_core, triage_directory
+    from .triage.pairing import scan_directory
+    from .triage.runner import batch_document, batch_exit_code, triage_core, triage_scan
 
     budget: Dict[str, Any] = {"pools": args.pools, "timeout": args.timeout, "memory_mib": args.max_memory}
     if args.fail_on == "new" and args.db is None:  # before minutes of gdb, not after
@@ -182,18 +193,22 @@ def _cmd_triage(args: argparse.Namespace) -> int:
         if workers > _cpus() and not args.force_jobs:
             workers = _cpus()
             _say(f"--jobs {args.jobs} is more than the {workers} CPUs: using {workers} (--force-jobs to insist)")
-        results = triage_directory(args.dir, workers=workers, **budget)
+        scan = scan_directory(args.dir, follow_symlinks=args.follow_symlinks)
+        results = triage_scan(scan, workers=workers, skip_ok=args.skip_ok, max_core_size=args.max_core_size,
+                              **budget)
         for res in results:
             if res.error is not None:
                 _say(res.error)
-        doc, code = batch_document(results), batch_exit_code(results)
+            _say_incomplete(res)
+        doc, code = batch_document(results, scan.skipped), batch_exit_code(results)
     else:
         if not (args.binary and args.core):
             raise GdbextError("give BINARY CORE (or --dir DIR)")
-        result = triage_core(args.core, args.binary, **budget)
+        result = triage_core(args.core, args.binary, max_core_size=args.max_core_size, **budget)
         if result.report is None:
             raise GdbextError(result.error or "triage failed")
         doc, code = result.report, result.exit_code
+        _say_incomplete(result)
     if args.db is not None or args.fail_on is not None:
         from .triage.history.policy import apply_history
 
@@ -217,6 +232,13 @@ def _cmd_setup_gdb(args: argparse.Namespace) -> int:
         result = install(args.gdbinit, gdb=args.gdb, check=not args.no_check)
     print(result.message)
     return EXIT_OK
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _cmd_check_spec(args: argparse.Namespace) -> int:
@@ -268,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gdb", help="run gdb in batch on a binary and core with gdbext loaded")
     p.add_argument("binary")
-    p.add_argument("core", nargs="?", help="core file (may be .xz-compressed)")
+    p.add_argument("core", nargs="?", help="core file (may be compressed: xz, zstd, lz4, gzip)")
     p.add_argument("-ex", action="append", default=[], metavar="CMD", help="gdb command to run (repeatable)")
     p.add_argument("--specs", action="append", default=[], metavar="FILE", help="spec file to load (repeatable)")
     p.add_argument("--timeout", type=_seconds, default=120.0)
@@ -294,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("triage", help="analyse core dumps in batch: crash, findings, crash signature",
                        description="Exit codes: 0 no findings, 1 findings, 2 could not analyse (see docs/triage.md).")
     p.add_argument("binary", nargs="?", help="the program (with CORE)")
-    p.add_argument("core", nargs="?", help="its core file (may be .xz-compressed)")
+    p.add_argument("core", nargs="?", help="its core file (may be compressed: xz, zstd, lz4, gzip)")
     p.add_argument("--dir", metavar="DIR", help="triage every core in DIR, each paired with its binary")
     p.add_argument("--pools", action="append", default=[], metavar="FILE", help="pool spec file (repeatable)")
     p.add_argument("--format", choices=("text", "json", "markdown", "sarif", "html"), default="text")
@@ -303,9 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force-jobs", action="store_true", help="run --jobs N even above the CPU count")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report here, atomically (default: stdout)")
     p.add_argument("--timeout", type=_seconds, default=120.0,
-                   help=f"seconds gdb may take per core (at most {MAX_TIMEOUT:.0f})")
+                   help=f"seconds per core, the checks before gdb and gdb together (at most {MAX_TIMEOUT:.0f})")
     p.add_argument("--max-memory", type=lambda t: _count(t, 0), default=DEFAULT_MEMORY_MIB, metavar="MIB",
-                   help=f"address space of each gdb, in MiB (default {DEFAULT_MEMORY_MIB}; 0: no limit)")
+                   help=f"address space of each gdb, in MiB, and of the checks before it on top of the core"
+                        f" (default {DEFAULT_MEMORY_MIB}; 0: no limit for gdb)")
+    p.add_argument("--max-core-size", type=_size, default=DEFAULT_MAX_CORE_SIZE, metavar="SIZE",
+                   help="cap on a decompressed core, e.g. 32G (default 16G)")
+    p.add_argument("--skip-ok", action="store_true",
+                   help="with --dir: a core that has to be skipped (FIFO, link out of DIR...) does not make exit 2")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="with --dir: follow symbolic links that lead out of DIR")
     p.add_argument("--db", metavar="DB", help="record every core in this crash database (SQLite file or "
                    "postgresql:// URL)")
     p.add_argument("--fail-on", choices=("new", "any", "none"), help="exit 1 on a signature new to --db, on any "

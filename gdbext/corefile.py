@@ -30,8 +30,8 @@ import struct
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-from construct import Array, ConstructError, Int16sb, Int16sl, Int32sb, Int32sl, Int32ub, Int32ul
-from construct import Int64sb, Int64sl, Int64ub, Int64ul, Padding, Struct, this
+from construct import ConstructError, Int16sb, Int16sl, Int32sb, Int32sl, Int32ub, Int32ul
+from construct import Int64sb, Int64sl, Int64ub, Int64ul, Padding, Struct
 from elftools.elf.elffile import ELFFile
 
 from .elfsyms import ELF_PARSE_ERRORS, ElfSymbols, Note, build_id_from_notes, checked_segments, file_build_id
@@ -47,6 +47,7 @@ __all__ = [
     "X86_64_REGISTERS",
     "PRSTATUS_X86_64",
     "MAX_READ",
+    "MAX_NOTES",
     "AUXV_NAMES",
 ]
 
@@ -102,15 +103,10 @@ PRSTATUS_X86_64 = Struct(
 )
 
 
-def _nt_file_struct(is64: bool, little: bool) -> Struct:
-    """The fixed part of NT_FILE: count, page size, then (start, end, page offset) triples."""
-    word = (Int64ul if little else Int64ub) if is64 else (Int32ul if little else Int32ub)
-    return Struct(
-        "count" / word,
-        "page_size" / word,
-        "entries" / Array(this.count, Struct("start" / word, "end" / word, "page_offset" / word)),
-    )
-
+_PRSTATUS_HEADER_SIZES = {is64: _PRSTATUS_HEADERS[(is64, True)].sizeof() for is64 in (True, False)}
+_PRSTATUS_X86_64_SIZE = PRSTATUS_X86_64.sizeof()
+_X86_64_REGS_AT = _PRSTATUS_HEADERS[(True, True)].sizeof()
+_X86_64_REGS = struct.Struct("<" + "Q" * len(X86_64_REGISTERS))
 
 # Note types (owner "CORE" unless said otherwise).
 _NT_PRSTATUS = 1
@@ -119,9 +115,14 @@ _NT_AUXV = 6
 _NT_SIGINFO = 0x53494749
 _NT_FILE = 0x46494C45
 
-#: The most note bytes read from one PT_NOTE (a garbage p_filesz must not
-#: copy a whole 300 MB core); real ones are ~4 KB per thread plus NT_FILE.
-_MAX_NOTES = 256 << 20
+#: The most note bytes read from all PT_NOTE segments together (a garbage
+#: p_filesz must not copy a whole 300 MB core); real ones are ~4 KB per
+#: thread plus NT_FILE.  A byte range named by several PT_NOTE headers is
+#: read once.
+_MAX_NOTE_BYTES = 256 << 20
+#: The most notes decoded (zero-filled note bytes are one empty note per 12
+#: bytes): about four per thread, so 50,000 threads fit.
+MAX_NOTES = 200_000
 _PF_X, _PF_W, _PF_R = 1, 2, 4
 _PAGE = 4096
 
@@ -242,6 +243,11 @@ class CoreFile(MemorySource):
         self.path = path
         #: Non-fatal problems: truncation, cut notes, files that do not match the core.
         self.problems: List[str] = []
+        #: PT_LOAD segments dropped or cut because their headers are damaged
+        #: (also in :attr:`problems`): memory an analysis of this core misses.
+        self.skipped_segments: List[str] = []
+        #: True when :data:`MAX_NOTES` or the note byte cap stopped the note parsing.
+        self.notes_capped = False
         self._search_paths = tuple(search_paths)
         self._file: Optional[BinaryIO] = None
         self._mm: Optional[mmap.mmap] = None
@@ -319,19 +325,29 @@ class CoreFile(MemorySource):
         """Read the program headers and the notes; build the segment and region tables."""
         assert self._mm is not None
         loads: List[_Segment] = []
-        notes: List[Note] = []
+        note_ranges: Dict[Tuple[int, int], int] = {}  #: (p_offset, p_filesz) -> p_align, first one kept
+        limit = 1 << (8 * self.pointer_size)
         try:
             for seg in self._elf.iter_segments():
                 h = seg.header
                 if h["p_type"] == "PT_LOAD" and h["p_memsz"] > 0:
-                    dumped = min(h["p_filesz"], h["p_memsz"])
-                    present = max(0, min(dumped, self._size - h["p_offset"]))
                     start, end = h["p_vaddr"], h["p_vaddr"] + h["p_memsz"]
+                    dumped = min(h["p_filesz"], h["p_memsz"])
+                    if end > limit:
+                        # A damaged p_memsz: keep what the core holds (p_filesz) when that fits.
+                        what = f"PT_LOAD at {start:#x}: p_memsz {h['p_memsz']:#x} runs past the end of the address space"
+                        if not 0 < dumped <= limit - start:
+                            self._skip_segment(what + "; dropped")
+                            continue
+                        self._skip_segment(what + f"; cut to its p_filesz {dumped:#x}")
+                        end = start + dumped
+                    present = max(0, min(dumped, self._size - h["p_offset"]))
                     loads.append(_Segment(start, end, h["p_offset"], dumped, present, _perms(h["p_flags"])))
                 elif h["p_type"] == "PT_NOTE" and h["p_filesz"] > 0:
-                    notes.extend(self._read_notes(h["p_offset"], h["p_filesz"], h["p_align"]))
+                    note_ranges.setdefault((h["p_offset"], h["p_filesz"]), h["p_align"])
         except ELF_PARSE_ERRORS as exc:
             raise CoreFileError(f"{self.path}: malformed program headers: {exc}") from None
+        notes = self._read_all_notes(note_ranges)
         cut = [s for s in loads if s.present < s.dumped]
         if cut:
             lost = sum(s.dumped - s.present for s in cut)
@@ -340,13 +356,7 @@ class CoreFile(MemorySource):
         self._parse_notes()
         # NT_FILE mappings no PT_LOAD covers (GDB leaves out unmodified file
         # mappings) become segments with nothing dumped, read from the file.
-        loads.sort(key=lambda s: s.start)
-        segs: List[_Segment] = []
-        for s in loads:
-            if segs and s.start < segs[-1].end:
-                self.problems.append(f"overlapping segment at {s.start:#x} ignored")
-                continue
-            segs.append(s)
+        segs = self._without_overlaps(loads)
         starts = [s.start for s in segs]
         gaps: List[FileMapping] = []
         for m in self._mappings:
@@ -366,6 +376,40 @@ class CoreFile(MemorySource):
             else:
                 regions.append(Region(s.start, s.end, s.perms))
         self._index = RegionIndex(regions)
+
+    def _skip_segment(self, text: str) -> None:
+        """A segment dropped or cut: kept in :attr:`skipped_segments` and :attr:`problems`."""
+        self.skipped_segments.append(text)
+        self.problems.append(text)
+
+    def _without_overlaps(self, loads: List[_Segment]) -> List[_Segment]:
+        """The segments sorted, each overlapping its successor cut at the successor's start.
+
+        Real cores never overlap; one that does has a damaged header (a huge
+        ``p_memsz`` most often), and cutting the damaged one keeps every
+        segment after it readable.  Two segments starting at the same address:
+        the second is dropped.  Each change is recorded.
+        """
+        loads.sort(key=lambda s: (s.start, s.end))
+        out: List[_Segment] = []
+        j = 0  # the first segment starting after the current one
+        for k, seg in enumerate(loads):
+            if out and seg.start == out[-1].start:
+                self._skip_segment(f"PT_LOAD at {seg.start:#x} starts where another does; dropped")
+                continue
+            j = max(j, k + 1)
+            while j < len(loads) and loads[j].start <= seg.start:
+                j += 1
+            nxt = loads[j] if j < len(loads) else None
+            if nxt is not None and seg.end > nxt.start:
+                size = nxt.start - seg.start
+                self._skip_segment(
+                    f"PT_LOAD at {seg.start:#x} (size {seg.end - seg.start:#x}) overlaps the one at {nxt.start:#x};"
+                    f" cut to {size:#x} bytes"
+                )
+                seg = replace(seg, end=nxt.start, dumped=min(seg.dumped, size), present=min(seg.present, size))
+            out.append(seg)
+        return out
 
     @staticmethod
     def _uncovered(lo: int, hi: int, segs: List[_Segment], starts: List[int]) -> List[Tuple[int, int]]:
@@ -392,18 +436,36 @@ class CoreFile(MemorySource):
         self._segs = sorted(segs, key=lambda s: s.start)
         self._starts = [s.start for s in self._segs]
 
-    def _read_notes(self, offset: int, size: int, align: int) -> List[Note]:
-        assert self._mm is not None
+    def _read_all_notes(self, ranges: Dict[Tuple[int, int], int]) -> List[Note]:
+        """The notes of every distinct PT_NOTE byte range, within :data:`MAX_NOTES` and the byte cap."""
+        notes: List[Note] = []
+        budget = _MAX_NOTE_BYTES
+        for (offset, size), align in ranges.items():
+            if len(notes) >= MAX_NOTES or budget <= 0:
+                self.problems.append(
+                    f"notes capped: more than {MAX_NOTES} notes or {_MAX_NOTE_BYTES} note bytes; the rest not read"
+                )
+                self.notes_capped = True
+                break
+            if size > budget:
+                self.problems.append(f"note segment of {size} bytes: only the first {budget} read")
+                self.notes_capped = True
+            notes.extend(self._read_notes(offset, min(size, budget), align, MAX_NOTES - len(notes)))
+            budget -= size
+        return notes
+
+    def _read_notes(self, offset: int, size: int, align: int, max_notes: int) -> List[Note]:
+        assert self._view is not None
         if offset >= self._size:
             self.problems.append("notes missing: the core is truncated before them")
             return []
-        if size > _MAX_NOTES:
-            self.problems.append(f"note segment of {size} bytes: only the first {_MAX_NOTES} read")
-            size = _MAX_NOTES
         end = min(offset + size, self._size)
-        notes, complete = parse_notes(self._mm[offset:end], self.byteorder, 8 if align == 8 else 4)
+        notes, complete = parse_notes(self._view[offset:end], self.byteorder, 8 if align == 8 else 4, max_notes)
         if end < offset + size:
             self.problems.append(f"notes cut short by truncation: {len(notes)} notes readable")
+        elif len(notes) >= max_notes:
+            self.problems.append(f"notes capped: more than {MAX_NOTES} notes; the rest not read")
+            self.notes_capped = True
         elif not complete:
             self.problems.append(f"malformed note after {len(notes)} notes")
         return notes
@@ -449,14 +511,26 @@ class CoreFile(MemorySource):
             kept.append(m)
         self._mappings = kept
         self._mapping_starts = [m.start for m in self._mappings]
+        #: The mapping of each path's file offset 0 (the first one): one pass,
+        #: so per-path lookups stay linear in the number of mappings overall.
+        self._headers_at: Dict[str, FileMapping] = {}
+        for m in self._mappings:
+            if m.file_offset == 0:
+                self._headers_at.setdefault(m.path, m)
 
     def _parse_prstatus(self, desc: bytes, is64: bool, little: bool) -> Thread:
-        if self._machine == "EM_X86_64" and len(desc) >= PRSTATUS_X86_64.sizeof():
-            st = PRSTATUS_X86_64.parse(desc)
-            regs = {name: st.pr_reg[name] for name in X86_64_REGISTERS}
-            return Thread(st.header.pr_pid, st.header.pr_cursig, regs)
-        head = _PRSTATUS_HEADERS[(is64, little)].parse(desc)
-        return Thread(head.pr_pid, head.pr_cursig, {})
+        # struct (not the construct declarations above, which document the
+        # layout): a core may hold tens of thousands of threads, and construct
+        # takes ~300 us per note.
+        end = "<" if little else ">"
+        if len(desc) < _PRSTATUS_HEADER_SIZES[is64]:
+            raise struct.error(f"NT_PRSTATUS of {len(desc)} bytes")
+        cursig, = struct.unpack_from(end + "h", desc, 12)
+        pid, = struct.unpack_from(end + "i", desc, 32 if is64 else 24)
+        if self._machine == "EM_X86_64" and len(desc) >= _PRSTATUS_X86_64_SIZE:
+            regs = dict(zip(X86_64_REGISTERS, _X86_64_REGS.unpack_from(desc, _X86_64_REGS_AT)))
+            return Thread(pid, cursig, regs)
+        return Thread(pid, cursig, {})
 
     def _parse_siginfo(self, desc: bytes, is64: bool, little: bool) -> SigInfo:
         end = "<" if little else ">"
@@ -475,16 +549,17 @@ class CoreFile(MemorySource):
         if count > fits:
             self.problems.append(f"NT_FILE claims {count} mappings, holds at most {fits}")
             count = fits
-        body = word.pack(count) + desc[wsize:]
-        parsed = _nt_file_struct(is64, little).parse(body)
-        page = parsed.page_size or 1
-        names = desc[(2 + 3 * count) * wsize :].split(b"\0")
+        page = word.unpack_from(desc, wsize)[0] or 1
+        # One struct call for all the triples (construct is ~100x slower per entry).
+        triples = struct.unpack_from(word.format[0] + word.format[1] * (3 * count), desc, 2 * wsize)
+        names = desc[(2 + 3 * count) * wsize :].split(b"\0", count)
         out = []
-        for i, e in enumerate(parsed.entries):
-            if e.end <= e.start:
+        for i in range(count):
+            start, end, page_offset = triples[3 * i : 3 * i + 3]
+            if end <= start:
                 continue
             name = os.fsdecode(names[i]) if i < len(names) else ""
-            out.append(FileMapping(e.start, e.end, e.page_offset * page, name))
+            out.append(FileMapping(start, end, page_offset * page, name))
         return out
 
     # -- MemorySource -------------------------------------------------------
@@ -622,6 +697,15 @@ class CoreFile(MemorySource):
                 return False
             cur = min(end, seg.start + seg.present)
         return True
+
+    def read_dumped(self, address: int, size: int) -> bytes:
+        """Like :meth:`read`, but only bytes the core itself holds (never the file on disk).
+
+        :raises MemoryReadError: any byte of the range is not in the core.
+        """
+        if size < 0 or size > MAX_READ:
+            raise MemoryReadError(address, size, "invalid size")
+        return self._read_slow(address, size, False)
 
     def in_core(self, address: int, size: int = 1) -> bool:
         """True when ``[address, address + size)`` is held by the core file itself (not read from disk)."""
@@ -783,11 +867,8 @@ class CoreFile(MemorySource):
         """ELF header, program headers and build-id of ``path`` as mapped in the core (core bytes only)."""
         if path in self._images:
             return self._images[path]
-        image = None
-        for m in self._mappings:
-            if m.path == path and m.file_offset == 0:
-                image = self._read_image(m.start)
-                break
+        m = self._headers_at.get(path)
+        image = self._read_image(m.start) if m is not None else None
         self._images[path] = image
         return image
 
@@ -892,6 +973,14 @@ class CoreFile(MemorySource):
                 out[path] = found
         return out
 
+    def executable_loads(self) -> List[Tuple[int, int, int]]:
+        """The executable's PT_LOAD headers as mapped in the core, ``(p_offset, p_filesz, p_flags)``;
+        empty when the core does not hold them.
+        """
+        path = self.executable_path()
+        image = self._image(path) if path is not None else None
+        return list(image.loads) if image is not None else []
+
     def executable_build_id(self) -> Optional[str]:
         """The executable's build-id, from the core's memory or else from the file on disk."""
         path = self.executable_path()
@@ -950,10 +1039,8 @@ class CoreFile(MemorySource):
 
     def _bias_for(self, path: Optional[str], syms: ElfSymbols) -> int:
         """Load bias of a file: where offset 0 is mapped minus its link base; 0 when unknown."""
-        if path is not None:
-            for m in self._mappings:
-                if m.path == path and m.file_offset == 0:
-                    return m.start - syms.link_base
+        if path is not None and path in self._headers_at:
+            return self._headers_at[path].start - syms.link_base
         if path is None or path == self.executable_path():
             if syms.elf_type == "ET_EXEC":
                 return 0

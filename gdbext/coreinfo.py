@@ -1,8 +1,10 @@
 """``gdbext info CORE``: what a core file holds, read without gdb.
 
 Threads with their signal and registers' pc/sp, the fault address, the
-mappings (and which ones the core really contains), build-ids, and the
-symbolized crash pc when the binary is at hand.
+mappings (and which ones the core really contains), build-ids, the
+symbolized crash pc when the binary is at hand, and what the reader found
+wrong with the core (segments cut or dropped for damaged headers, notes
+capped).
 """
 from __future__ import annotations
 
@@ -45,3 +47,5 @@ def print_core_info(core: str, binary: Optional[str], out: TextIO) -> None:
             out.write(f"  {r.start:#018x}-{r.end:#018x} {r.perms} {r.size:>10} {dumped:<10} {r.path}\n")
         for obj, bid in sorted(cf.build_ids().items()):
             out.write(f"build-id {bid} {obj}\n")
+        for problem in cf.problems:  # damaged segments, capped notes, files that do not match
+            out.write(f"problem: {problem}\n")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import inspect
 import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass, replace
@@ -48,6 +49,7 @@ __all__ = [
     "file_build_id",
     "open_elf",
     "open_file",
+    "file_kind",
     "ELF_PARSE_ERRORS",
     "checked_sections",
     "checked_segments",
@@ -149,14 +151,18 @@ class Symbol:
         return isinstance(address, int) and self.address <= address < self.address + max(self.size, 1)
 
 
-def parse_notes(data: bytes, byteorder: str = "little", align: int = 4) -> Tuple[List[Note], bool]:
+def parse_notes(
+    data: bytes, byteorder: str = "little", align: int = 4, max_notes: Optional[int] = None
+) -> Tuple[List[Note], bool]:
     """Split the contents of a PT_NOTE segment or SHT_NOTE section into notes.
 
     :param data: the raw bytes (may be cut short: parsing stops at the cut).
     :param byteorder: ``"little"`` or ``"big"``.
     :param align: 4 (cores and most notes) or 8 (a segment with ``p_align`` 8).
+    :param max_notes: stop after this many notes (zero-filled data is one
+        empty note per 12 bytes); None for no limit.
     :returns: ``(notes, complete)``; ``complete`` is False when the data ended
-        inside a note or a note was absurdly large.
+        inside a note, a note was absurdly large, or ``max_notes`` stopped it.
     """
     head = struct.Struct(("<" if byteorder == "little" else ">") + "III")
     pad = max(align, 4)
@@ -164,6 +170,8 @@ def parse_notes(data: bytes, byteorder: str = "little", align: int = 4) -> Tuple
     pos = 0
     end = len(data)
     while pos + head.size <= end:
+        if max_notes is not None and len(notes) >= max_notes:
+            return notes, False
         namesz, descsz, ntype = head.unpack_from(data, pos)
         pos += head.size
         if namesz > _MAX_NOTE_DESC or descsz > _MAX_NOTE_DESC:
@@ -189,15 +197,36 @@ def build_id_from_notes(notes: Sequence[Note]) -> Optional[str]:
 
 
 def open_file(path: str) -> BinaryIO:
-    """``path`` opened for reading in binary, or :class:`CoreFileError` with a one-line reason."""
+    """``path`` opened for reading in binary, or :class:`CoreFileError` with a one-line reason.
+
+    Only a regular file is accepted: a FIFO, socket or device would block or
+    never end.  It is opened without blocking and checked by ``fstat`` on the
+    open descriptor, so a file swapped after a check cannot slip through.
+    """
     try:
-        return open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise CoreFileError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CoreFileError(f"{path}: is a directory") from None
     except OSError as exc:
         raise CoreFileError(f"{path}: cannot open: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise CoreFileError(f"{path}: is a directory")
+        raise CoreFileError(f"{path}: not a regular file ({file_kind(mode)}); refused")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def file_kind(mode: int) -> str:
+    """``"FIFO"``, ``"socket"``, ``"character device"``... for an ``st_mode``."""
+    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+             (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symbolic link"),
+             (stat.S_ISREG, "regular file"))
+    return next((name for test, name in kinds if test(mode)), f"mode {mode:#o}")
 
 
 def open_elf(path: str) -> Tuple[BinaryIO, ELFFile]:
@@ -288,25 +317,65 @@ def segment_data(seg: Segment, size: int) -> bytes:
     return seg.stream.read(min(seg["p_filesz"], size - offset))
 
 
+#: Bounds of a build-id search, so a file with thousands of note sections
+#: (or note sections all covering one huge range) costs little: the section
+#: and program headers looked at, the distinct byte ranges parsed, the bytes
+#: read from each (a real build-id note is 36 bytes, at the start of its
+#: section or near the start of a PT_NOTE segment), and the notes per range.
+_BUILD_ID_MAX_HEADERS = 4096
+_BUILD_ID_MAX_RANGES = 64
+_BUILD_ID_MAX_BYTES = 64 << 10
+_BUILD_ID_MAX_NOTES = 64
+
+
+def _note_ranges(elf: ELFFile, size: int) -> Iterable[Tuple[int, int, int]]:
+    """``(offset, size, align)`` of the SHT_NOTE sections, then the PT_NOTE segments, inside the file."""
+    try:
+        count = elf.num_sections()
+        entsize = elf["e_shentsize"]
+        if count and elf["e_shoff"] + count * entsize <= size and entsize >= (64 if elf.elfclass == 64 else 40):
+            for i in range(min(count, _BUILD_ID_MAX_HEADERS)):
+                h = elf._get_section_header(i)  # the raw header: no name lookup, no data
+                if h["sh_type"] == "SHT_NOTE" and h["sh_offset"] < size:
+                    yield h["sh_offset"], min(h["sh_size"], size - h["sh_offset"]), h["sh_addralign"]
+    except ELF_PARSE_ERRORS:
+        pass
+    try:
+        count = elf.num_segments()
+        if elf["e_phoff"] + count * elf["e_phentsize"] <= size:
+            for i in range(min(count, _BUILD_ID_MAX_HEADERS)):
+                h = elf._get_segment_header(i)
+                if h["p_type"] == "PT_NOTE" and h["p_offset"] < size:
+                    yield h["p_offset"], min(h["p_filesz"], size - h["p_offset"]), h["p_align"]
+    except ELF_PARSE_ERRORS:
+        pass
+
+
 def elf_build_id(elf: ELFFile) -> Optional[str]:
     """The GNU build-id of an open ELF file (SHT_NOTE sections, then PT_NOTE segments), or None.
+
+    Bounded work whatever the headers say: at most ``_BUILD_ID_MAX_HEADERS``
+    headers of each kind, ``_BUILD_ID_MAX_RANGES`` distinct byte ranges (a
+    range named twice is parsed once), ``_BUILD_ID_MAX_BYTES`` read from each.
 
     :raises ELF_PARSE_ERRORS: one of them, for malformed headers.
     """
     byteorder = "little" if elf.little_endian else "big"
-    for sec in checked_sections(elf).values():
-        if sec["sh_type"] == "SHT_NOTE":
-            notes, _ = parse_notes(sec.data(), byteorder, max(4, sec["sh_addralign"]))
-            found = build_id_from_notes(notes)
-            if found:
-                return found
     size = _stream_size(elf)
-    for seg in checked_segments(elf):
-        if seg["p_type"] == "PT_NOTE":
-            notes, _ = parse_notes(segment_data(seg, size), byteorder, max(4, seg["p_align"]))
-            found = build_id_from_notes(notes)
-            if found:
-                return found
+    seen = set()
+    for offset, length, align in _note_ranges(elf, size):
+        length = min(length, _BUILD_ID_MAX_BYTES)
+        if (offset, length) in seen:
+            continue
+        if len(seen) >= _BUILD_ID_MAX_RANGES:
+            break
+        seen.add((offset, length))
+        elf.stream.seek(offset)
+        data = elf.stream.read(length)
+        notes, _ = parse_notes(data, byteorder, 8 if align == 8 else 4, max_notes=_BUILD_ID_MAX_NOTES)
+        found = build_id_from_notes(notes)
+        if found:
+            return found
     return None
 
 

@@ -1,25 +1,26 @@
 """Running gdb in batch mode with gdbext loaded: for the CLI, triage and tests.
 
 The one place that builds a gdb command line.  Core files may be given
-xz-compressed (``.xz``); they are decompressed to a temporary file first.
+compressed (xz, zstd, lz4, gzip); they are decompressed to a temporary file
+first (:mod:`gdbext.decompress`).
 Arguments are passed as a list (no shell), and nothing read from a core is
 ever turned into a gdb command.
 """
 from __future__ import annotations
 
 import contextlib
-import lzma
 import os
 import resource
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence, Set, Tuple
 
+from . import decompress
+from .decompress import DEFAULT_MAX_CORE_SIZE
 from .errors import CoreFileError, GdbextError
 
 __all__ = ["GdbResult", "find_gdb", "bootstrap_command", "plain_core", "run_gdb", "has_traceback", "quote_arg",
@@ -83,33 +84,15 @@ def bootstrap_command() -> str:
 
 
 @contextlib.contextmanager
-def plain_core(path: str) -> Iterator[str]:
-    """``path`` itself, or a decompressed temporary copy when it ends in ``.xz``."""
-    if not os.path.exists(path):
+def plain_core(path: str, max_size: int = DEFAULT_MAX_CORE_SIZE) -> Iterator[str]:
+    """``path`` itself, or a decompressed temporary copy when it is compressed (xz, zstd, lz4, gzip).
+
+    See :mod:`gdbext.decompress` (streamed, ELF header checked first, at most ``max_size`` bytes).
+    """
+    if not os.path.lexists(path):
         raise CoreFileError(f"core file {path} does not exist")
-    if not path.endswith(".xz"):
-        yield path
-        return
-    fd, tmp = tempfile.mkstemp(prefix="gdbext-core-")
-    try:
-        with os.fdopen(fd, "wb") as out, lzma.open(path) as src:
-            while not _CANCELLED.is_set():
-                block = src.read(1 << 20)
-                if not block:
-                    break
-                out.write(block)
-        if _CANCELLED.is_set():
-            raise GdbextError("cancelled")
-    except (lzma.LZMAError, EOFError, OSError) as err:
-        os.unlink(tmp)
-        raise CoreFileError(f"cannot decompress {path}: {err}") from None
-    except BaseException:  # cancelled, or a signal: no partial copy stays behind
-        os.unlink(tmp)
-        raise
-    try:
-        yield tmp
-    finally:
-        os.unlink(tmp)
+    with decompress.plain_core(path, max_size, should_stop=_CANCELLED.is_set) as plain:
+        yield plain
 
 
 def run_gdb(

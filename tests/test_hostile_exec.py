@@ -216,8 +216,8 @@ def test_cancel_kills_gdb_removes_temp_files_and_writes_nothing(tmp_path, sig, c
     folder = tmp_path / "cores"
     folder.mkdir()
     for name in ("double_free", "sensor"):
-        os.symlink(os.path.join(CORES, name), folder / name)
-        os.symlink(os.path.join(CORES, name + ".core.xz"), folder / (name + ".core.xz"))
+        shutil.copy(os.path.join(CORES, name), folder / name)  # copies: --dir follows no link out of the folder
+        shutil.copy(os.path.join(CORES, name + ".core.xz"), folder / (name + ".core.xz"))
     out = tmp_path / "report.json"
     env = dict(os.environ, GDB=str(wrapper), TMPDIR=str(tmp), PYTHONPATH=ROOT)
     proc = subprocess.Popen([sys.executable, "-m", "gdbext", "triage", "--dir", str(folder), "--jobs", "2",

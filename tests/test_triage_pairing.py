@@ -30,12 +30,12 @@ def unxz(src, dst):
 @pytest.fixture
 def folder(tmp_path):
     """pool_overflow under another name, a sensor core named core.sensor, an ELF core named dump.bin, noise."""
-    os.symlink(os.path.join(CORES, "pool_overflow"), tmp_path / "server")
+    shutil.copy(os.path.join(CORES, "pool_overflow"), tmp_path / "server")
     shutil.copy(os.path.join(CORES, "pool_overflow.core.xz"), tmp_path / "crash-17.core.xz")
-    os.symlink(os.path.join(CORES, "sensor"), tmp_path / "sensor")
+    shutil.copy(os.path.join(CORES, "sensor"), tmp_path / "sensor")
     unxz(os.path.join(CORES, "sensor.core.xz"), tmp_path / "core.sensor")
     unxz(os.path.join(CORES, "double_free.core.xz"), tmp_path / "dump.bin")
-    os.symlink(os.path.join(CORES, "double_free"), tmp_path / "double_free")
+    shutil.copy(os.path.join(CORES, "double_free"), tmp_path / "double_free")
     (tmp_path / "notes.txt").write_text("not a core")
     shutil.copy(os.path.join(CORES, "sensor.truth"), tmp_path / "sensor.truth")
     return tmp_path

@@ -247,6 +247,8 @@ def _groups_lines(doc: Dict[str, Any]) -> List[str]:
         out.extend(f"        {_basename(c)}" for c in g.get("cores") or [])
     for fail in doc.get("failures") or []:
         out.append(f"  not analysed: {fail['core']}: {fail['reason']}")
+    for skip in doc.get("skipped") or []:
+        out.append(f"  skipped: {skip['path']}: {skip['reason']}")
     return out
 
 
@@ -350,6 +352,10 @@ def render_markdown(doc: Dict[str, Any]) -> str:
         for fail in doc.get("failures") or []:
             out.append(f"- not analysed: {_code(_basename(fail['core']))}: {_inline(fail['reason'])}")
         if doc.get("failures"):
+            out.append("")
+        for skip in doc.get("skipped") or []:
+            out.append(f"- skipped: {_code(_basename(skip['path']))}: {_inline(skip['reason'])}")
+        if doc.get("skipped"):
             out.append("")
     for rep in _reports(doc):
         out.extend(_markdown_report(rep))

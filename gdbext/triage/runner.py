@@ -20,14 +20,15 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 from .. import __version__
 from ..errors import GdbextError
-from ..gdbrun import (DEFAULT_MEMORY_MIB, TRACEBACK_MARKERS, cancel_all, find_gdb, has_traceback, plain_core,
-                      quote_arg, run_gdb)
-from .pairing import DirectoryScan, check_binary, check_match, choose_binary, inspect_core, scan_directory
+from ..decompress import DEFAULT_MAX_CORE_SIZE
+from ..gdbrun import DEFAULT_MEMORY_MIB, TRACEBACK_MARKERS, cancel_all, find_gdb, has_traceback, quote_arg, run_gdb
+from .pairing import DirectoryScan, SkippedFile, scan_directory
+from .precheck import PRECHECK_MEMORY, checked_inputs
 from .report import BATCH_SCHEMA, validate_report
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "check_gdb",
     "triage_core",
     "triage_directory",
+    "triage_scan",
     "triage_many",
     "batch_document",
     "batch_exit_code",
@@ -56,13 +58,18 @@ class TriageResult:
     error: Optional[str] = None
     seconds: float = 0.0
     paired_by: Optional[str] = None  #: "given", "build-id", "name", "recorded name"
+    #: Why a report without findings is not a clean bill (segments lost to
+    #: damaged headers, an unverified pairing); also in the report's errors.
+    incomplete: List[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        """0 no findings, 1 findings, 2 not analysed."""
+        """0 no findings, 1 findings, 2 not analysed (or, without findings, not analysed in full)."""
         if self.report is None:
             return EXIT_ERROR
-        return EXIT_FINDINGS if self.report.get("findings") else EXIT_OK
+        if self.report.get("findings"):
+            return EXIT_FINDINGS
+        return EXIT_ERROR if self.incomplete else EXIT_OK
 
 
 def check_gdb() -> str:
@@ -114,15 +121,20 @@ def triage_core(
     pools: Sequence[str] = (),
     timeout: float = 120.0,
     memory_mib: int = DEFAULT_MEMORY_MIB,
+    max_core_size: int = DEFAULT_MAX_CORE_SIZE,
 ) -> TriageResult:
     """Triage one core.
 
-    :param core: the core file (``.xz`` accepted).
+    :param core: the core file (xz, zstd, lz4 or gzip compressed accepted).
     :param binary: its program; None to find it in ``scan``.
     :param scan: the directory the core was found in (for pairing).
     :param pools: pool spec files.
-    :param timeout: seconds gdb may take.
-    :param memory_mib: gdb's address-space limit in MiB (0: none).
+    :param timeout: seconds the whole triage of the core may take: the checks
+        before gdb (:mod:`.precheck`, in a child process) and gdb after them.
+    :param memory_mib: address-space budget in MiB of gdb, and of the checks
+        before it on top of the mapped core (0: none for gdb, the checks keep
+        their default).
+    :param max_core_size: cap on the decompressed core, in bytes.
     """
     start = time.monotonic()
     res = TriageResult(core, binary, paired_by="given" if binary else None)
@@ -131,15 +143,15 @@ def triage_core(
         for spec in pools:
             if not os.path.isfile(spec):
                 raise GdbextError(f"spec file {spec} not found")
-        with plain_core(core) as plain:
-            facts = inspect_core(plain, core)
-            if res.binary is None:
-                if scan is None:
-                    raise GdbextError(f"{core}: no binary given")
-                res.binary, res.paired_by = choose_binary(core, facts, scan)
-            binary_id = check_binary(res.binary)
-            check_match(core, facts, res.binary, binary_id)
-            report = _run_report(res.binary, plain, pools, timeout, memory_mib)
+        memory = (memory_mib << 20) if memory_mib > 0 else PRECHECK_MEMORY
+        with checked_inputs(core, binary, scan, timeout=timeout, max_core_size=max_core_size,
+                            memory=memory) as checked:
+            res.binary, res.paired_by = checked.binary, checked.paired_by or res.paired_by
+            res.incomplete = checked.incomplete
+            left = timeout - (time.monotonic() - start)
+            if left <= 0:
+                raise GdbextError(f"{core}: no time left for gdb within {timeout:g} s (--timeout)")
+            report = _run_report(res.binary, checked.plain, pools, left, memory_mib)
     except GdbextError as err:
         res.error = str(err)
     except Exception as err:  # this core's error boundary: a bug on one core must not lose the others
@@ -147,6 +159,7 @@ def triage_core(
     else:
         report["core"] = core
         report["binary"] = res.binary
+        report["errors"] = list(report.get("errors") or []) + res.incomplete
         res.report = report
     res.seconds = time.monotonic() - start
     return res
@@ -184,16 +197,40 @@ def triage_directory(
     :raises CoreFileError: the directory cannot be listed.
     :raises GdbextError: it holds no core.
     """
-    scan = scan_directory(directory)
-    if not scan.cores:
-        raise GdbextError(f"{directory}: no core files (NAME.core, NAME.core.xz, core.NAME or ELF cores)")
-    jobs = [{"core": c, "scan": scan, "pools": list(pools), "timeout": timeout, "memory_mib": memory_mib}
-            for c in scan.cores]
-    return triage_many(jobs, workers)
+    return triage_scan(scan_directory(directory), pools, workers, timeout, memory_mib=memory_mib)
 
 
-def batch_document(results: Sequence[TriageResult]) -> Dict[str, Any]:
-    """The ``gdbext.triage-batch/1`` document: reports, failures, and groups by signature (largest first)."""
+def triage_scan(
+    scan: DirectoryScan,
+    pools: Sequence[str] = (),
+    workers: int = 1,
+    timeout: float = 120.0,
+    *,
+    skip_ok: bool = False,
+    max_core_size: int = DEFAULT_MAX_CORE_SIZE,
+    memory_mib: int = DEFAULT_MEMORY_MIB,
+) -> List[TriageResult]:
+    """Triage every core of a scanned directory; each core the scan skipped is a failure unless ``skip_ok``.
+
+    :raises GdbextError: the directory holds no core.
+    """
+    lost = [f for f in scan.skipped if f.core]
+    if not scan.cores and not lost:
+        raise GdbextError(
+            f"{scan.directory}: no core files (NAME.core, core.NAME, maybe .xz/.zst/.lz4/.gz, or ELF cores)"
+        )
+    jobs = [{"core": c, "scan": scan, "pools": list(pools), "timeout": timeout, "max_core_size": max_core_size,
+             "memory_mib": memory_mib} for c in scan.cores]
+    results = triage_many(jobs, workers)
+    if not skip_ok:
+        results += [TriageResult(f.path, None, error=f"{f.path}: skipped: {f.reason}") for f in lost]
+    return results
+
+
+def batch_document(results: Sequence[TriageResult], skipped: Sequence[SkippedFile] = ()) -> Dict[str, Any]:
+    """The ``gdbext.triage-batch/1`` document: reports, failures, groups by signature (largest first),
+    and the files of the folder that were skipped, with the reason.
+    """
     groups: Dict[str, List[str]] = {}
     for r in results:
         if r.report is not None:
@@ -205,6 +242,7 @@ def batch_document(results: Sequence[TriageResult]) -> Dict[str, Any]:
         "reports": [r.report for r in results if r.report is not None],
         "failures": [{"core": r.core, "binary": r.binary, "reason": r.error} for r in results if r.report is None],
         "groups": [{"signature": sig, "count": len(cores), "cores": cores} for sig, cores in ordered],
+        "skipped": [{"path": f.path, "reason": f.reason, "core": f.core} for f in skipped],
     }
 
 
