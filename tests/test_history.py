@@ -3,6 +3,7 @@ gdb on the shipped fixture cores (checked against their ground truth), concurren
 the CI context, and the Alembic migrations against the tables they must create."""
 import json
 import os
+import shutil
 
 import pytest
 import sqlalchemy as sa
@@ -63,7 +64,7 @@ def test_directory_run_records_every_core_and_fails_only_on_new(tmp_path):
     folder.mkdir()
     for name in ("sensor", "threads"):
         for path in fixture(name):
-            os.symlink(path, folder / os.path.basename(path))
+            shutil.copy(path, folder / os.path.basename(path))  # --dir does not follow links out of it
     db = str(tmp_path / "h.db")
     code, out, err = gdbext("triage", "--dir", str(folder), "--db", db, "--fail-on", "new", "--format", "json")
     assert code == 1, err
