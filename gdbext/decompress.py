@@ -27,7 +27,6 @@ import tempfile
 import zlib
 from typing import BinaryIO, Callable, Iterator, Tuple
 
-from .elfsyms import open_file
 from .errors import CoreFileError, GdbextError
 
 __all__ = [
@@ -72,6 +71,8 @@ def compression_of(path: str) -> Compression:
 
     :raises CoreFileError: missing, unreadable or not a regular file.
     """
+    from .elfsyms import open_file  # local: the CLI imports this module; pyelftools loads on use
+
     with open_file(path) as fh:
         head = fh.read(8)
     for magic, kind in _MAGIC:
@@ -152,6 +153,8 @@ def decompress_to(
         raise CoreFileError(f"{path}: not compressed with xz, zstd, lz4 or gzip")
     errors = _errors()
     total = 0
+    from .elfsyms import open_file  # local, as above
+
     with open_file(path) as raw:
         try:
             with _opener(kind)(raw) as src:
