@@ -217,6 +217,11 @@ def _summary(case: Case) -> str:
             f"{case.threads} thread(s), crash {case.crash.value}")
 
 
+def scenario_tail(case: Case, params: dict) -> str:
+    """The bug, the allocator's later work, the marker and ``main``: the end of every program."""
+    return "\n".join([_body(case), _after(case), "    oracle_marker();\n    return NULL;\n}", _FOOTER % params])
+
+
 def program(case: Case) -> str:
     """The whole C source of ``case``."""
     if case.size_class is SizeClass.POOL:
@@ -254,8 +259,4 @@ def program(case: Case) -> str:
     if case.neighbour is Neighbour.FREE:
         lines.append("    release(nb);")
     lines.append(truth_lines(usable="(long)malloc_usable_size(buf)", other=True))
-    lines.append(_body(case))
-    lines.append(_after(case))
-    lines.append("    oracle_marker();\n    return NULL;\n}")
-    lines.append(_FOOTER % params)
-    return "\n".join(lines)
+    return "\n".join(lines + [scenario_tail(case, params)])

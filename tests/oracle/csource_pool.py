@@ -12,7 +12,7 @@ case does).
 from __future__ import annotations
 
 from .cases import PERTURB_BYTE, Case, Neighbour
-from .csource import _FOOTER, _HEADER, _after, _body, _summary, truth_lines
+from .csource import _HEADER, _summary, scenario_tail, truth_lines
 
 POOL_ALLOCATOR = r'''#ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/asan_interface.h>
@@ -101,8 +101,4 @@ def pool_program(case: Case) -> str:
     if case.neighbour is Neighbour.FREE:
         lines.append("    release(nb);")
     lines.append(truth_lines(usable="REQ", other=False))
-    lines.append(_body(case))
-    lines.append(_after(case))
-    lines.append("    oracle_marker();\n    return NULL;\n}")
-    lines.append(_FOOTER % params)
-    return "\n".join(lines)
+    return "\n".join(lines + [scenario_tail(case, params)])
